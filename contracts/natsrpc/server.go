@@ -1,0 +1,188 @@
+package natsrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+)
+
+// Validator is implemented by request types that check themselves. A returned *Error is
+// sent as is; any other error becomes a 422.
+type Validator interface {
+	Validate() error
+}
+
+// Observer receives one call per handled request (metrics).
+type Observer func(op string, status int, d time.Duration)
+
+// Server adapts typed handlers to micro endpoints. Each request runs on its own
+// goroutine, bounded by a semaphore shared by every endpoint of the server: one slow
+// store call does not hold up an endpoint, and when all slots are busy the subscription
+// waits (backpressure) instead of piling up goroutines.
+type Server struct {
+	nc       *nats.Conn
+	log      zerolog.Logger
+	sem      chan struct{}
+	timeout  time.Duration
+	observe  Observer
+	inflight sync.WaitGroup
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithMaxConcurrency bounds the requests handled at once (default 256).
+func WithMaxConcurrency(n int) ServerOption {
+	return func(s *Server) { s.sem = make(chan struct{}, n) }
+}
+
+// WithTimeout bounds the time a handler may take (default DefaultTimeout); a caller's
+// smaller budget wins.
+func WithTimeout(d time.Duration) ServerOption {
+	return func(s *Server) { s.timeout = d }
+}
+
+// WithObserver reports every handled request.
+func WithObserver(o Observer) ServerOption {
+	return func(s *Server) { s.observe = o }
+}
+
+// NewServer returns a server replying on nc and logging to log.
+func NewServer(nc *nats.Conn, log zerolog.Logger, opts ...ServerOption) *Server {
+	s := &Server{nc: nc, log: log, sem: make(chan struct{}, 256), timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Wait blocks until every request in flight has been answered, or ctx ends. Call it
+// after stopping the micro service and before draining the connection.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handle returns a micro handler for op that decodes Req (an empty body is the zero
+// Req), validates it, calls fn with a context carrying the caller's Identity, a
+// deadline and a request logger (zerolog.Ctx), and replies with Resp as JSON or with
+// the error. A panic in fn is answered with 500 and logged; the process survives.
+func Handle[Req, Resp any](s *Server, op string, fn func(ctx context.Context, req *Req) (*Resp, error)) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		s.sem <- struct{}{}
+		s.inflight.Add(1)
+		// Copy what the goroutine needs: the micro request must not be used after this
+		// handler returns (micro reads its error state then).
+		data, hdr, reply := r.Data(), nats.Header(r.Headers()), r.Reply()
+		go func() {
+			defer func() { <-s.sem; s.inflight.Done() }()
+			s.serve(op, hdr, reply, func(ctx context.Context) (any, error) {
+				req := new(Req)
+				if len(data) > 0 {
+					if err := json.Unmarshal(data, req); err != nil {
+						return nil, BadRequest(CodeInvalidJSON, "request body is not valid JSON for this operation")
+					}
+				}
+				if v, ok := any(req).(Validator); ok {
+					if err := v.Validate(); err != nil {
+						if _, isWire := AsError(err); !isWire {
+							err = Invalid(FieldError{Field: "body", Message: err.Error()})
+						}
+						return nil, err
+					}
+				}
+				resp, err := fn(ctx, req)
+				if err != nil {
+					return nil, err
+				}
+				return resp, nil
+			})
+		}()
+	})
+}
+
+func (s *Server) serve(op string, hdr nats.Header, reply string, call func(context.Context) (any, error)) {
+	start := time.Now()
+	id := identityFromHeaders(hdr)
+	timeout := s.timeout
+	if ms, err := strconv.ParseInt(hdr.Get(HeaderBudget), 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < timeout {
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	log := s.log.With().Str("op", op).Str("request_id", id.RequestID).Str("tenant_id", id.TenantID).Logger()
+	ctx = log.WithContext(WithIdentity(ctx, id))
+
+	resp, err := func() (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				err = Internal()
+			}
+		}()
+		return call(ctx)
+	}()
+
+	status := http.StatusOK
+	var out *nats.Msg
+	if err != nil {
+		e, ok := AsError(err)
+		switch {
+		case ok:
+		case errors.Is(err, context.DeadlineExceeded):
+			e = NewError(http.StatusGatewayTimeout, CodeUpstreamTimeout, "the operation timed out")
+		default:
+			e = Internal()
+		}
+		status = e.Status
+		out = errorMsg(e)
+		if status >= 500 {
+			log.Error().Err(err).Int("status", status).Dur("duration", time.Since(start)).Msg("request failed")
+		}
+	} else {
+		b, mErr := json.Marshal(resp)
+		if mErr != nil {
+			status = http.StatusInternalServerError
+			out = errorMsg(Internal())
+			log.Error().Err(mErr).Msg("encoding reply")
+		} else {
+			out = &nats.Msg{Data: b}
+		}
+	}
+	if reply != "" {
+		out.Subject = reply
+		if pErr := s.nc.PublishMsg(out); pErr != nil {
+			log.Warn().Err(pErr).Msg("sending reply")
+		}
+	}
+	d := time.Since(start)
+	if status < 500 {
+		log.Info().Int("status", status).Dur("duration", d).Msg("request")
+	}
+	if s.observe != nil {
+		s.observe(op, status, d)
+	}
+}
+
+func errorMsg(e *Error) *nats.Msg {
+	b, _ := json.Marshal(e)
+	m := &nats.Msg{Header: nats.Header{}, Data: b}
+	m.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(e.Status))
+	m.Header.Set(micro.ErrorHeader, e.Detail)
+	return m
+}

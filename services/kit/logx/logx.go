@@ -1,0 +1,29 @@
+// Package logx builds the process logger: zerolog, JSON by default, console for people.
+package logx
+
+import (
+	"io"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// New returns a logger for component at level ("debug", "info", ...) in format ("json"
+// or "console"), writing to stderr. An unknown level means info.
+func New(component, level, format string) zerolog.Logger {
+	return NewTo(os.Stderr, component, level, format)
+}
+
+// NewTo is New writing to w.
+func NewTo(w io.Writer, component, level, format string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("component", component).Logger()
+}
