@@ -75,9 +75,9 @@ func AsError(err error) (*Error, bool) {
 // Constructors for the common cases, so call sites read as what they mean.
 
 func BadRequest(code, detail string) *Error { return NewError(http.StatusBadRequest, code, detail) }
-func Forbidden(detail string) *Error       { return NewError(http.StatusForbidden, CodeForbidden, detail) }
-func NotFound(detail string) *Error        { return NewError(http.StatusNotFound, CodeNotFound, detail) }
-func Conflict(detail string) *Error        { return NewError(http.StatusConflict, CodeConflict, detail) }
+func Forbidden(detail string) *Error        { return NewError(http.StatusForbidden, CodeForbidden, detail) }
+func NotFound(detail string) *Error         { return NewError(http.StatusNotFound, CodeNotFound, detail) }
+func Conflict(detail string) *Error         { return NewError(http.StatusConflict, CodeConflict, detail) }
 func Internal() *Error {
 	return NewError(http.StatusInternalServerError, CodeInternal, "internal error")
 }
