@@ -103,7 +103,8 @@ func (id Identity) writeHeaders(h nats.Header, budget time.Duration) {
 		set(HeaderPlatformAdmin, "true")
 	}
 	if budget > 0 {
-		set(HeaderBudget, strconv.FormatInt(budget.Milliseconds(), 10))
+		// Round a sub-millisecond remainder up: "0" would read as no budget at all.
+		set(HeaderBudget, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
 	}
 }
 

@@ -29,20 +29,31 @@ type Observer func(op string, status int, d time.Duration)
 // store call does not hold up an endpoint, and when all slots are busy the subscription
 // waits (backpressure) instead of piling up goroutines.
 type Server struct {
-	nc       *nats.Conn
-	log      zerolog.Logger
-	sem      chan struct{}
-	timeout  time.Duration
-	observe  Observer
-	inflight sync.WaitGroup
+	nc      *nats.Conn
+	log     zerolog.Logger
+	sem     chan struct{}
+	timeout time.Duration
+	observe Observer
+
+	// In-flight accounting. Not a sync.WaitGroup: after micro's Stop, messages already
+	// delivered to the connection still reach Handle, so a request may start while Wait
+	// is waiting, which a WaitGroup forbids (the race detector reports it).
+	mu       sync.Mutex
+	inflight int
+	idle     []chan struct{} // closed when inflight drops to zero
 }
 
 // ServerOption configures a Server.
 type ServerOption func(*Server)
 
-// WithMaxConcurrency bounds the requests handled at once (default 256).
+// WithMaxConcurrency bounds the requests handled at once (default 256). n < 1 keeps
+// the default: an unbuffered semaphore would stall every request.
 func WithMaxConcurrency(n int) ServerOption {
-	return func(s *Server) { s.sem = make(chan struct{}, n) }
+	return func(s *Server) {
+		if n > 0 {
+			s.sem = make(chan struct{}, n)
+		}
+	}
 }
 
 // WithTimeout bounds the time a handler may take (default DefaultTimeout); a caller's
@@ -68,8 +79,14 @@ func NewServer(nc *nats.Conn, log zerolog.Logger, opts ...ServerOption) *Server 
 // Wait blocks until every request in flight has been answered, or ctx ends. Call it
 // after stopping the micro service and before draining the connection.
 func (s *Server) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	if s.inflight == 0 {
+		s.mu.Unlock()
+		return nil
+	}
 	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
+	s.idle = append(s.idle, done)
+	s.mu.Unlock()
 	select {
 	case <-done:
 		return nil
@@ -84,13 +101,13 @@ func (s *Server) Wait(ctx context.Context) error {
 // the error. A panic in fn is answered with 500 and logged; the process survives.
 func Handle[Req, Resp any](s *Server, op string, fn func(ctx context.Context, req *Req) (*Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		s.begin() // before the semaphore, so Wait also covers requests waiting for a slot
 		s.sem <- struct{}{}
-		s.inflight.Add(1)
 		// Copy what the goroutine needs: the micro request must not be used after this
 		// handler returns (micro reads its error state then).
 		data, hdr, reply := r.Data(), nats.Header(r.Headers()), r.Reply()
 		go func() {
-			defer func() { <-s.sem; s.inflight.Done() }()
+			defer func() { <-s.sem; s.end() }()
 			s.serve(op, hdr, reply, func(ctx context.Context) (any, error) {
 				req := new(Req)
 				if len(data) > 0 {
@@ -114,6 +131,23 @@ func Handle[Req, Resp any](s *Server, op string, fn func(ctx context.Context, re
 			})
 		}()
 	})
+}
+
+func (s *Server) begin() {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+}
+
+func (s *Server) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight--; s.inflight == 0 {
+		for _, c := range s.idle {
+			close(c)
+		}
+		s.idle = nil
+	}
 }
 
 func (s *Server) serve(op string, hdr nats.Header, reply string, call func(context.Context) (any, error)) {

@@ -30,8 +30,14 @@ func (f *Field[T]) UnmarshalJSON(b []byte) error {
 		f.Value = zero
 		return nil
 	}
-	f.Null = false
-	return json.Unmarshal(b, &f.Value)
+	// Decode into a fresh value: json merges objects into an existing map or struct,
+	// and a present field replaces the old value wholesale.
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	f.Null, f.Value = false, v
+	return nil
 }
 
 // MarshalJSON encodes null for an absent or null field.

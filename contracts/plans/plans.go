@@ -57,21 +57,37 @@ var table = []Plan{
 	{ID: Enterprise, Name: "Enterprise", PriceMonthly: 0, Limits: Limits{MaxMessageBytes: n(MaxMessageBytes)}},
 }
 
-// All returns every plan, cheapest first. The slice is a copy.
+// All returns every plan, cheapest first. The plans are deep copies: a caller may
+// change them without touching the table.
 func All() []Plan {
 	out := make([]Plan, len(table))
-	copy(out, table)
+	for i, p := range table {
+		out[i] = p.clone()
+	}
 	return out
 }
 
-// Get returns the plan with id, and whether it exists.
+// Get returns (a deep copy of) the plan with id, and whether it exists.
 func Get(id string) (Plan, bool) {
 	for _, p := range table {
 		if p.ID == id {
-			return p, true
+			return p.clone(), true
 		}
 	}
 	return Plan{}, false
+}
+
+// clone copies p with limits that share no pointer with the table.
+func (p Plan) clone() Plan {
+	l := &p.Limits
+	for _, f := range []**int64{&l.MaxAgents, &l.MaxChannels, &l.MaxSSHKeys, &l.MaxMessagesPerDay,
+		&l.MaxAPICallsPerMinute, &l.MaxConcurrentConnection, &l.MaxMessageBytes,
+		&l.MaxHistoryMessages, &l.MaxHistoryAgeSeconds} {
+		if *f != nil {
+			*f = n(**f)
+		}
+	}
+	return p
 }
 
 // Valid reports whether id names a plan.

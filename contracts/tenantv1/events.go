@@ -1,12 +1,6 @@
 package tenantv1
 
-import (
-	"time"
-
-	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
-)
-
-var errNotFoundTenant = natsrpc.NotFound("tenant not found")
+import "time"
 
 // Internal events of the tenant service. They live outside tenant.> so no tenant can
 // ever subscribe to them.

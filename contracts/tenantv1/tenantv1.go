@@ -5,6 +5,7 @@ package tenantv1
 import (
 	"time"
 
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/patch"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
@@ -397,9 +398,11 @@ type LookupAPIKeyResponse struct {
 	TenantStatus string `json:"tenant_status"`
 }
 
+// tenantID makes a malformed id a 404 (SPEC §13). A fresh error each time: a shared
+// *natsrpc.Error could be changed by one caller under another.
 func tenantID(id string) error {
 	if !validation.IsUUID(id) {
-		return errNotFoundTenant
+		return natsrpc.NotFound("tenant not found")
 	}
 	return nil
 }

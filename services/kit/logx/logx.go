@@ -24,6 +24,13 @@ func NewTo(w io.Writer, component, level, format string) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(lvl).With().Timestamp().Str("component", component).Logger()
+	return zerolog.New(w).Level(lvl).Hook(nanoTime{}).With().Str("component", component).Logger()
+}
+
+// nanoTime stamps each line in RFC 3339 UTC with nanoseconds. It replaces setting
+// zerolog's global TimeFieldFormat, which raced with loggers already in use.
+type nanoTime struct{}
+
+func (nanoTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
 }
