@@ -1,0 +1,150 @@
+// Command gateway is the public entry point of ArtCafe PubSub: HTTP in, NATS requests to
+// the services out. This file is the composition root: configuration, logger, NATS,
+// authentication, the HTTP app, the metrics listener and graceful shutdown.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
+	"github.com/artcafe-ai/pubsub/gateway/internal/config"
+	"github.com/artcafe-ai/pubsub/gateway/internal/httpapi"
+	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
+	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
+	"github.com/artcafe-ai/pubsub/services/kit/logx"
+	"github.com/artcafe-ai/pubsub/services/kit/metrics"
+	"github.com/artcafe-ai/pubsub/services/kit/natsx"
+	"github.com/artcafe-ai/pubsub/services/kit/run"
+)
+
+// Shutdown budgets: requests in flight get this long to finish, then NATS is drained.
+const (
+	httpShutdownTimeout = 10 * time.Second
+	natsDrainTimeout    = 5 * time.Second
+)
+
+func main() {
+	if err := start(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func start(ctx context.Context) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := logx.New("gateway", cfg.Level, cfg.Format)
+	log.Info().Str("version", buildinfo.Version).Str("git_sha", buildinfo.GitSHA).Msg("starting")
+
+	// Bind first: a busy port is a clear start-up failure, not a later surprise.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+
+	nc, err := natsx.Connect(cfg.NATS, "gateway", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rpc := natsrpc.NewClient(nc, natsrpc.WithDefaultTimeout(cfg.UpstreamTimeout))
+
+	authn, err := auth.New(auth.Config{
+		JWTSecret:      []byte(cfg.JWTSecret),
+		JWKSURL:        cfg.JWKSURL,
+		Issuer:         cfg.Issuer,
+		Audience:       cfg.Audience,
+		PlatformAdmins: cfg.PlatformAdmins,
+		CacheTTL:       auth.MaxCacheTTL,
+		APIKeyCacheTTL: auth.MaxAPIKeyCacheTTL,
+		LookupTimeout:  cfg.UpstreamTimeout,
+	}, tenantlookup.New(rpc), log.With().Str("part", "auth").Logger())
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+
+	// Tenant changes (members, key rotation, suspension, deletion) reach the caches at
+	// once; their TTLs bound the staleness when an event is missed.
+	if _, err := nc.Subscribe(tenantv1.SubjectTenantChanged, forget(authn, log)); err != nil {
+		return fmt.Errorf("subscribe %s: %w", tenantv1.SubjectTenantChanged, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	app, err := httpapi.New(httpapi.Deps{
+		Log:                log,
+		NATS:               nc,
+		RPC:                rpc,
+		Auth:               authn,
+		Metrics:            reg,
+		Version:            buildinfo.Version,
+		JWTSecret:          []byte(cfg.JWTSecret),
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		TrustedProxies:     cfg.TrustedProxies,
+		BodyLimit:          cfg.BodyLimit,
+		RequestTimeout:     cfg.RequestTimeout,
+		UpstreamTimeout:    cfg.UpstreamTimeout,
+	})
+	if err != nil {
+		return err
+	}
+
+	serveHTTP := func(ctx context.Context) error {
+		log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
+		errc := make(chan error, 1)
+		go func() { errc <- app.Listener(ln) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		defer cancel()
+		if err := app.ShutdownWithContext(sctx); err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	}
+	serveMetrics := func(ctx context.Context) error {
+		return metrics.Serve(ctx, cfg.MetricsAddr, reg, log)
+	}
+
+	err = run.Until(ctx, log, serveHTTP, serveMetrics)
+	// HTTP has stopped taking requests; let replies in flight arrive, then close NATS.
+	natsx.Drain(nc, natsDrainTimeout)
+	log.Info().Msg("stopped")
+	return err
+}
+
+// forget hands tenant-change events to the authenticator's caches.
+func forget(a *auth.Authenticator, log zerolog.Logger) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		var ev tenantv1.TenantChanged
+		if err := json.Unmarshal(m.Data, &ev); err != nil || ev.TenantID == "" {
+			log.Warn().Str("subject", m.Subject).Msg("ignoring malformed tenant change event")
+			return
+		}
+		a.Forget(ev)
+	}
+}

@@ -1,0 +1,284 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+// huma is used only as the OpenAPI 3.1 model and JSON-schema generator: requests are
+// served by plain Fiber handlers from the same route table.
+
+const (
+	securityBearer = "bearerAuth"
+	securityAPIKey = "apiKeyAuth"
+)
+
+const apiDescription = `Multi-tenant messaging for AI agents and the people who run them.
+
+Authentication: a user token (` + "`Authorization: Bearer <JWT>`" + `), an agent token (same header, minted by
+` + "`POST /api/v1/auth/verify`" + `), or a tenant API key (` + "`x-api-key: art_…`" + `). Sending both a token and a key is 400.
+On tenant-scoped routes outside ` + "`/tenants/{id}`" + ` the tenant comes from ` + "`x-tenant-id`" + `, else the token's
+` + "`tenant_id`" + ` claim, else the caller's only membership; the header selects, it never authenticates.
+
+Every response carries ` + "`X-Request-Id`" + ` (a sane incoming one is kept). Errors are ` + "`{detail, code, request_id}`" + `
+(+ ` + "`errors[{field, message}]`" + ` on 422). Request bodies are JSON (Content-Type application/json or none, else
+415); unknown fields are ignored; an empty body counts as ` + "`{}`" + `. Lists take ` + "`limit`" + ` (1–100, default 50) and an
+opaque ` + "`next_token`" + ` that is valid only for the same caller, list and filters.`
+
+// errorCodes documents which codes each error status can carry (SPEC §13).
+var errorCodes = map[int]string{
+	http.StatusBadRequest:            "invalid_json, invalid_next_token, invalid_tenant_id, tenant_required, ambiguous_credentials",
+	http.StatusUnauthorized:          "unauthorized, token_expired, token_revoked",
+	http.StatusPaymentRequired:       "plan_limit_exceeded",
+	http.StatusForbidden:             "forbidden, tenant_suspended",
+	http.StatusNotFound:              "not_found",
+	http.StatusConflict:              "conflict",
+	http.StatusRequestEntityTooLarge: "payload_too_large",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnprocessableEntity:   "validation_failed",
+	http.StatusInternalServerError:   "internal",
+	http.StatusBadGateway:            "bad_gateway",
+	http.StatusServiceUnavailable:    "service_unavailable, auth_unavailable",
+	http.StatusGatewayTimeout:        "upstream_timeout",
+}
+
+// buildOpenAPI renders the document of routes. It runs once at start-up; huma reports
+// unsupported schema shapes by panicking, which is turned into an error here.
+func buildOpenAPI(routes []route, version string) (doc []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("openapi: %v", p)
+		}
+	}()
+	reg := huma.NewMapRegistry("#/components/schemas/", schemaName)
+	for i := range routes {
+		for _, proto := range []any{routes[i].body, routes[i].resp} {
+			if proto != nil {
+				registerPatchAliases(reg, reflect.TypeOf(proto), map[reflect.Type]bool{})
+			}
+		}
+	}
+	o := &huma.OpenAPI{
+		OpenAPI: "3.1.0",
+		Info: &huma.Info{
+			Title:       "ArtCafe PubSub API",
+			Version:     version,
+			Description: apiDescription,
+		},
+		Components: &huma.Components{
+			Schemas: reg,
+			SecuritySchemes: map[string]*huma.SecurityScheme{
+				securityBearer: {Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+					Description: "A user token (HS256 or from the OIDC provider) or an agent token."},
+				securityAPIKey: {Type: "apiKey", In: "header", Name: "x-api-key",
+					Description: "The tenant's API key; acts as an admin of its tenant."},
+			},
+		},
+		Tags: []*huma.Tag{
+			{Name: tagSystem, Description: "Service information, health, identity and these docs."},
+			{Name: tagTenants, Description: "Tenants, their members and API key."},
+		},
+	}
+	errSchema := reg.Schema(reflect.TypeFor[ErrorBody](), true, "ErrorBody")
+	for i := range routes {
+		o.AddOperation(operation(reg, &routes[i], errSchema))
+	}
+	allowAdditionalProperties(reg)
+	return json.Marshal(o)
+}
+
+func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Operation {
+	op := &huma.Operation{
+		Method:      rt.method,
+		Path:        rt.path,
+		OperationID: rt.op,
+		Summary:     rt.summary,
+		Description: rt.desc,
+		Tags:        []string{rt.tag},
+		Responses:   map[string]*huma.Response{},
+	}
+	for _, name := range pathParams(rt.path) {
+		op.Parameters = append(op.Parameters, pathParam(name))
+	}
+	if rt.policy.scope == scopeHeader || rt.policy.scope == scopeOptional {
+		op.Parameters = append(op.Parameters, &huma.Param{
+			Name: "x-tenant-id", In: "header",
+			Description: "The tenant to act in (lower-case UUID). Selects among the caller's tenants; never authenticates.",
+			Schema:      &huma.Schema{Type: huma.TypeString, Format: "uuid"},
+		})
+	}
+	if rt.list {
+		one, hundred := 1.0, 100.0
+		op.Parameters = append(op.Parameters,
+			&huma.Param{Name: "limit", In: "query", Description: "Page size, 1–100 (default 50).",
+				Schema: &huma.Schema{Type: huma.TypeInteger, Minimum: &one, Maximum: &hundred, Default: defaultLimit}},
+			&huma.Param{Name: "next_token", In: "query", Description: "The next_token of the previous page.",
+				Schema: &huma.Schema{Type: huma.TypeString}},
+		)
+	}
+	if rt.body != nil {
+		op.RequestBody = &huma.RequestBody{
+			Description: "JSON; unknown fields are ignored.",
+			Content: map[string]*huma.MediaType{
+				"application/json": {Schema: reg.Schema(reflect.TypeOf(rt.body), true, rt.op+"Body")},
+			},
+		}
+	}
+
+	success := &huma.Response{Description: http.StatusText(rt.status)}
+	switch {
+	case rt.media != "":
+		success.Content = map[string]*huma.MediaType{rt.media: {}}
+	case rt.resp != nil:
+		success.Content = map[string]*huma.MediaType{
+			"application/json": {Schema: reg.Schema(reflect.TypeOf(rt.resp), true, rt.op+"Response")},
+		}
+	}
+	op.Responses[strconv.Itoa(rt.status)] = success
+	if rt.also != 0 {
+		op.Responses[strconv.Itoa(rt.also)] = &huma.Response{Description: http.StatusText(rt.also), Content: success.Content}
+	}
+
+	for _, status := range errorStatuses(rt) {
+		resp := &huma.Response{
+			Description: http.StatusText(status) + " (" + errorCodes[status] + ")",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: errSchema}},
+		}
+		if status == http.StatusUnauthorized {
+			resp.Headers = map[string]*huma.Param{"WWW-Authenticate": {Schema: &huma.Schema{Type: huma.TypeString}}}
+		}
+		op.Responses[strconv.Itoa(status)] = resp
+	}
+
+	switch {
+	case rt.policy.public:
+		op.Security = []map[string][]string{} // explicitly none
+	case rt.policy.kinds&apiKeys != 0:
+		op.Security = []map[string][]string{{securityBearer: {}}, {securityAPIKey: {}}}
+	default:
+		op.Security = []map[string][]string{{securityBearer: {}}}
+	}
+	return op
+}
+
+// errorStatuses are the error statuses a route can answer, from what it declares.
+func errorStatuses(rt *route) []int {
+	set := map[int]bool{http.StatusInternalServerError: true}
+	p := rt.policy
+	if !p.public {
+		for _, s := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+			set[s] = true
+		}
+		if p.kinds != anyKind || p.minRole != "" || p.platformOnly || p.requiresTenant() {
+			set[http.StatusForbidden] = true
+		}
+	}
+	if len(pathParams(rt.path)) > 0 {
+		set[http.StatusNotFound] = true
+	}
+	if rt.body != nil {
+		for _, s := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge,
+			http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity} {
+			set[s] = true
+		}
+	}
+	if rt.list {
+		set[http.StatusBadRequest], set[http.StatusUnprocessableEntity] = true, true
+	}
+	for _, s := range rt.errs {
+		set[s] = true
+	}
+	if rt.also != 0 {
+		delete(set, rt.also)
+	}
+	out := make([]int, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func pathParam(name string) *huma.Param {
+	p := &huma.Param{Name: name, In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}
+	switch name {
+	case "id":
+		p.Description = "Tenant id (lower-case UUID). A malformed id is 404."
+		p.Schema.Format = "uuid"
+	case "user_id":
+		max := 256
+		p.Description = "The member's user id (the token's sub), percent-encoded."
+		p.Schema.MaxLength = &max
+	case "file":
+		p.Description = "Asset file name."
+	}
+	return p
+}
+
+// schemaName qualifies types of the versioned service contracts with their service
+// (tenantv1.CreateRequest → TenantCreateRequest) so later services' types of the same
+// name do not collide; other types keep huma's default name.
+func schemaName(t reflect.Type, hint string) string {
+	name := huma.DefaultSchemaNamer(t, hint)
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	pkg := t.PkgPath()
+	pkg = pkg[strings.LastIndex(pkg, "/")+1:]
+	if !strings.HasPrefix(t.PkgPath(), "github.com/artcafe-ai/pubsub/contracts/") || !strings.HasSuffix(pkg, "v1") {
+		return name
+	}
+	svc := []rune(strings.TrimSuffix(pkg, "v1"))
+	if len(svc) == 0 {
+		return name
+	}
+	svc[0] = unicode.ToUpper(svc[0])
+	if strings.HasPrefix(name, string(svc)) {
+		return name
+	}
+	return string(svc) + name
+}
+
+// registerPatchAliases finds every patch.Field[T] reachable from t and documents it as
+// T: on the wire a patch field is just the value, or null where the field is nullable.
+func registerPatchAliases(reg huma.Registry, t reflect.Type, seen map[reflect.Type]bool) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || seen[t] {
+		return
+	}
+	seen[t] = true
+	if isPatchField(t) {
+		v, _ := t.FieldByName("Value")
+		reg.RegisterTypeAlias(t, v.Type)
+		registerPatchAliases(reg, v.Type, seen)
+		return
+	}
+	for i := range t.NumField() {
+		registerPatchAliases(reg, t.Field(i).Type, seen)
+	}
+}
+
+func isPatchField(t reflect.Type) bool {
+	return t.PkgPath() == "github.com/artcafe-ai/pubsub/contracts/patch" && strings.HasPrefix(t.Name(), "Field[")
+}
+
+// allowAdditionalProperties opens every object schema: the API ignores unknown fields
+// (SPEC §4.1), and clients should accept fields added to replies later.
+func allowAdditionalProperties(reg huma.Registry) {
+	for _, s := range reg.Map() {
+		if b, ok := s.AdditionalProperties.(bool); ok && !b {
+			s.AdditionalProperties = nil
+		}
+	}
+}
