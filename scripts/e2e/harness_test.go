@@ -1,0 +1,310 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects a process's output for assertions and for the failure log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// tail is the end of s, enough to see why a process failed.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePortRange finds n consecutive free ports (the launcher gives process i the
+// metrics port base+i).
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		base := freePort(t)
+		if base+n > 65535 {
+			continue
+		}
+		var ls []net.Listener
+		ok := true
+		for i := range n {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no range of free ports")
+	return 0
+}
+
+// stackEnv is one stack's settings: every one of them differs between stacks.
+type stackEnv struct {
+	DataDir     string
+	HTTPAddr    string
+	NATSURL     string
+	MetricsBase int
+	// Dynamo selects the DynamoDB backend at Endpoint with a table prefix of this run.
+	Dynamo      bool
+	Endpoint    string
+	TablePrefix string
+	// Secret, when set, is passed as AUTH_JWT_SECRET; otherwise the launcher generates one.
+	Secret string
+}
+
+func newStackEnv(t *testing.T) stackEnv {
+	return stackEnv{
+		DataDir:     filepath.Join(t.TempDir(), "data"),
+		HTTPAddr:    "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		NATSURL:     "nats://127.0.0.1:" + strconv.Itoa(freePort(t)),
+		MetricsBase: freePortRange(t, 6),
+	}
+}
+
+func (s stackEnv) baseURL() string { return "http://" + s.HTTPAddr }
+
+// controlled are the variables the test sets itself; the caller's values never leak into
+// a leg (the embedded leg must not see the DYNAMODB_ENDPOINT that with-dynalite.sh exports).
+var controlledPrefixes = []string{"HTTP_ADDR=", "NATS_", "DATA_DIR=", "METRICS_ADDR=", "AUTH_", "STORE=",
+	"DYNAMODB_", "LOG_", "CORS_ALLOWED_ORIGINS=", "TRUSTED_PROXIES="}
+
+// environ is the environment of the launcher (or of one process) for this stack.
+func (s stackEnv) environ(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		keep := true
+		for _, p := range controlledPrefixes {
+			if strings.HasPrefix(kv, p) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"HTTP_ADDR="+s.HTTPAddr,
+		"NATS_URL="+s.NATSURL,
+		"DATA_DIR="+s.DataDir,
+		"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(s.MetricsBase),
+		"NO_COLOR=1",
+	)
+	if s.Dynamo {
+		env = append(env, "STORE=dynamodb", "DYNAMODB_ENDPOINT="+s.Endpoint, "DYNAMODB_TABLE_PREFIX="+s.TablePrefix,
+			"AWS_REGION=us-east-1")
+	}
+	if s.Secret != "" {
+		env = append(env, "AUTH_JWT_SECRET="+s.Secret)
+	}
+	return append(env, extra...)
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// token runs `launcher token args...` for this stack.
+func (s stackEnv) token(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "launcher"), append([]string{"token"}, args...)...)
+	cmd.Env = s.environ()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("launcher token %v: %v: %s", args, err, stderr.String())
+	}
+	tok := strings.TrimSpace(string(out))
+	if strings.Count(tok, ".") != 2 {
+		t.Fatalf("launcher token printed %q, not a JWT", tok)
+	}
+	return tok
+}
+
+// launcher is a running `launcher run`.
+type launcher struct {
+	env  stackEnv
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // Wait's result, once done is closed
+}
+
+// startLauncher starts `launcher run` for env and waits for its banner (the gateway's
+// /health answers and lists the tenant service).
+func startLauncher(t *testing.T, env stackEnv) *launcher {
+	t.Helper()
+	l := &launcher{env: env, out: &syncBuffer{}, done: make(chan struct{})}
+	l.cmd = exec.Command(filepath.Join(binDir, "launcher"), "run", "-stop-timeout", "15s")
+	l.cmd.Env = env.environ()
+	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
+	l.cmd.SysProcAttr = childAttr()
+	if err := l.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		l.err = l.cmd.Wait()
+		close(l.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-l.done:
+		default:
+			_ = l.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-l.done:
+			case <-time.After(30 * time.Second):
+				_ = l.cmd.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			t.Logf("launcher output:\n%s", tail(l.out.String(), 40000))
+		}
+	})
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(l.out.String(), "ArtCafe PubSub is running") {
+		select {
+		case <-l.done:
+			t.Fatalf("launcher exited before the stack was ready (%v):\n%s", l.err, tail(l.out.String(), 20000))
+		case <-deadline:
+			t.Fatalf("no banner within 90 s:\n%s", tail(l.out.String(), 20000))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if strings.Contains(l.out.String(), "did not report a healthy stack") {
+		t.Fatalf("the launcher printed its banner without a healthy stack:\n%s", tail(l.out.String(), 20000))
+	}
+	return l
+}
+
+var bannerToken = regexp.MustCompile(`(?m)TOKEN=(\S+)$`)
+
+// bannerToken is the user token the banner printed.
+func (l *launcher) bannerToken(t *testing.T) string {
+	t.Helper()
+	m := bannerToken.FindAllStringSubmatch(l.out.String(), -1)
+	if len(m) == 0 {
+		t.Fatalf("no TOKEN= line in the banner:\n%s", tail(l.out.String(), 5000))
+	}
+	return m[len(m)-1][1]
+}
+
+// stop sends SIGTERM and requires a clean exit (code 0: every child stopped on SIGTERM).
+func (l *launcher) stop(t *testing.T) {
+	t.Helper()
+	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal launcher: %v", err)
+	}
+	select {
+	case <-l.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("launcher still running 60 s after SIGTERM:\n%s", tail(l.out.String(), 20000))
+	}
+	if l.err != nil {
+		var ee *exec.ExitError
+		if errors.As(l.err, &ee) {
+			t.Fatalf("launcher exited with %v after SIGTERM (want 0):\n%s", ee, tail(l.out.String(), 20000))
+		}
+		t.Fatal(l.err)
+	}
+	if !strings.Contains(l.out.String(), "all stopped") {
+		t.Fatalf("launcher exited 0 without its final line:\n%s", tail(l.out.String(), 5000))
+	}
+}
+
+// eventually polls cond every 50 ms until it holds or timeout passes; the last reason
+// is reported.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %s", what, timeout, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitHealthy waits for /health 200 with at least one instance of each named service.
+func waitHealthy(t *testing.T, c *client, timeout time.Duration, services ...string) {
+	t.Helper()
+	eventually(t, timeout, "gateway healthy", func() (bool, string) {
+		r, err := c.try(http.MethodGet, "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		if r.Status != http.StatusOK {
+			return false, fmt.Sprintf("status %d: %s", r.Status, r.Body)
+		}
+		var h struct {
+			Services map[string]int `json:"services"`
+		}
+		if err := r.decode(&h); err != nil {
+			return false, err.Error()
+		}
+		for _, s := range services {
+			if h.Services[s] < 1 {
+				return false, fmt.Sprintf("no %s instance yet: %s", s, r.Body)
+			}
+		}
+		return true, ""
+	})
+}

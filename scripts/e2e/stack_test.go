@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+)
+
+// The embedded-store leg: the whole story through `launcher run`, then a restart on the
+// same data dir.
+func TestEmbeddedStack(t *testing.T) {
+	env := newStackEnv(t)
+	runLeg(t, env, func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(env.DataDir, "tenants.db")); err != nil {
+			t.Fatalf("embedded leg: no tenants.db in DATA_DIR: %v", err)
+		}
+	})
+}
+
+// The DynamoDB leg: the same story with STORE=dynamodb against dynalite.
+func TestDynamoDBStack(t *testing.T) {
+	endpoint := os.Getenv("DYNAMODB_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("DYNAMODB_ENDPOINT is not set: the DynamoDB leg runs under scripts/dynalite/with-dynalite.sh (make test-e2e)")
+	}
+	env := newStackEnv(t)
+	env.Dynamo, env.Endpoint = true, endpoint
+	env.TablePrefix = "e2e-" + randomHex(t, 4) + "-"
+	runLeg(t, env, func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(env.DataDir, "tenants.db")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("DynamoDB leg: tenants.db exists in DATA_DIR (err %v): the embedded store ran", err)
+		}
+		tables := dynamoTables(t, endpoint)
+		if !slices.Contains(tables, env.TablePrefix+"tenants") {
+			t.Fatalf("DynamoDB leg: no table %stenants in dynalite (tables: %v)", env.TablePrefix, tables)
+		}
+	})
+}
+
+func runLeg(t *testing.T, env stackEnv, assertBackend func(t *testing.T)) {
+	l := startLauncher(t, env)
+	c := newClient(env.baseURL())
+	var st story
+	step(t, "launcher", func(t *testing.T) { checkLauncher(t, l, c) })
+	step(t, "micro discovery", func(t *testing.T) { checkMicroInfo(t, env.NATSURL) })
+	step(t, "metrics", func(t *testing.T) { checkMetrics(t, env, c, l.bannerToken(t)) })
+	// The checks after the scenario do not need it to have passed; the restart check
+	// needs the story to have reached its end (the deletion).
+	t.Run("scenario", func(t *testing.T) { runScenario(t, env, c, &st) })
+	step(t, "stop", func(t *testing.T) { l.stop(t) })
+	step(t, "backend", assertBackend)
+	step(t, "secret never printed", func(t *testing.T) {
+		secret, err := os.ReadFile(filepath.Join(env.DataDir, "jwt-secret"))
+		if err != nil {
+			t.Fatalf("the launcher kept no secret in DATA_DIR: %v", err)
+		}
+		s := strings.TrimSpace(string(secret))
+		if len(s) < 32 {
+			t.Fatalf("secret of %d bytes", len(s))
+		}
+		if strings.Contains(l.out.String(), s) {
+			t.Fatal("the JWT secret appears in the stack's output")
+		}
+	})
+	if st.deletedTenant == "" {
+		t.Fatal("the scenario stopped early: the restart check is skipped")
+	}
+	step(t, "data survives a restart", func(t *testing.T) {
+		l2 := startLauncher(t, env)
+		checkSurvived(t, c, st)
+		l2.stop(t)
+	})
+}
+
+// checkLauncher: the banner's URLs and token work, and every child is labelled.
+func checkLauncher(t *testing.T, l *launcher, c *client) {
+	out := l.out.String()
+	for _, want := range []string{
+		"API:     " + l.env.baseURL() + "/api/v1",
+		"Docs:    " + l.env.baseURL() + "/docs",
+		"tenant   | started ",
+		"gateway  | started ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("launcher output lacks %q:\n%s", want, tail(out, 5000))
+		}
+	}
+	if !regexp.MustCompile(`(?m)^tenant   \| .+`).MatchString(strings.ReplaceAll(out, "tenant   | started", "")) {
+		t.Fatalf("no labelled output from the tenant service:\n%s", tail(out, 5000))
+	}
+	var me meReply
+	c.expect(t, http.StatusOK, &me, get, "/api/v1/me", bearer(l.bannerToken(t)))
+	if me.Kind != "user" || me.UserID != "local-user" {
+		t.Fatalf("banner token: /me = %+v", me)
+	}
+	r := c.expect(t, http.StatusOK, nil, get, "/docs")
+	if !strings.Contains(strings.ToLower(string(r.Body)), "<html") {
+		t.Fatalf("/docs is not a page: %s", r)
+	}
+	var h struct {
+		Status        string         `json:"status"`
+		NATSConnected bool           `json:"nats_connected"`
+		Services      map[string]int `json:"services"`
+	}
+	c.expect(t, http.StatusOK, &h, get, "/health")
+	if !h.NATSConnected || h.Services["tenant"] < 1 {
+		t.Fatalf("/health = %+v", h)
+	}
+	for _, name := range []string{"tenant", "agent", "sshkey", "channel", "usage"} {
+		if _, ok := h.Services[name]; !ok {
+			t.Fatalf("/health does not list %s: %+v", name, h)
+		}
+	}
+}
+
+var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// checkMicroInfo: `nats micro info tenant` against the fleet's NATS shows the build.
+func checkMicroInfo(t *testing.T, natsURL string) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request("$SRV.INFO.tenant", nil, 5*time.Second)
+	if err != nil {
+		t.Fatalf("$SRV.INFO.tenant: %v", err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatalf("$SRV.INFO.tenant reply %q: %v", msg.Data, err)
+	}
+	if info.Name != tenantv1.Service || !semver.MatchString(info.Version) || info.Version != buildVersion {
+		t.Fatalf("info name %q version %q (want the stamped %q)", info.Name, info.Version, buildVersion)
+	}
+	if info.Metadata["git_sha"] != buildGitSHA || info.Metadata["contract_version"] != tenantv1.Version {
+		t.Fatalf("info metadata %v", info.Metadata)
+	}
+	var subjects []string
+	for _, ep := range info.Endpoints {
+		subjects = append(subjects, ep.Subject)
+	}
+	if !slices.Contains(subjects, tenantv1.Subject(tenantv1.OpCreate)) {
+		t.Fatalf("endpoints %v lack %s", subjects, tenantv1.Subject(tenantv1.OpCreate))
+	}
+}
+
+// checkMetrics: the gateway's metrics at METRICS_ADDR, the tenant service's at +1
+// (its place in the launcher's list), none on the public port.
+func checkMetrics(t *testing.T, env stackEnv, c *client, tok string) {
+	// One call that reaches the tenant service, so its RPC metrics have a sample.
+	c.expect(t, http.StatusOK, nil, get, "/api/v1/tenants", bearer(tok))
+	scrape := func(port int) string {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+		if err != nil {
+			t.Fatalf("metrics on port %d: %v", port, err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("metrics on port %d: %d", port, resp.StatusCode)
+		}
+		return string(b)
+	}
+	if gw := scrape(env.MetricsBase); !strings.Contains(gw, "artcafe_http_requests_total") {
+		t.Fatalf("gateway metrics lack artcafe_http_requests_total:\n%s", tail(gw, 3000))
+	}
+	if tn := scrape(env.MetricsBase + 1); !strings.Contains(tn, "artcafe_rpc_request") {
+		t.Fatalf("tenant metrics lack artcafe_rpc_request*:\n%s", tail(tn, 3000))
+	}
+	if r := c.do(t, get, "/metrics"); r.Status == http.StatusOK {
+		t.Fatalf("metrics on the public port: %s", r)
+	}
+}
+
+// dynamoTables lists dynalite's tables with a raw ListTables call (dynalite checks that a
+// signature is present, not that it is right).
+func dynamoTables(t *testing.T, endpoint string) []string {
+	var names []string
+	start := ""
+	for range 100 {
+		body := "{}"
+		if start != "" {
+			body = fmt.Sprintf(`{"ExclusiveStartTableName": %q}`, start)
+		}
+		req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		req.Header.Set("X-Amz-Target", "DynamoDB_20120810.ListTables")
+		req.Header.Set("X-Amz-Date", time.Now().UTC().Format("20060102T150405Z"))
+		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			TableNames             []string `json:"TableNames"`
+			LastEvaluatedTableName string   `json:"LastEvaluatedTableName"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("ListTables: %d %v", resp.StatusCode, err)
+		}
+		names = append(names, out.TableNames...)
+		if out.LastEvaluatedTableName == "" {
+			return names
+		}
+		start = out.LastEvaluatedTableName
+	}
+	return names
+}

@@ -1,0 +1,118 @@
+// Package devauth is local-development authentication for the launcher: the HS256 secret
+// kept per data directory and the user tokens `make run` and `make token` print.
+package devauth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// SecretFile is the file under the data directory that keeps the generated secret.
+const SecretFile = "jwt-secret"
+
+// MinSecretLen is the shortest secret the gateway accepts (SPEC §13).
+const MinSecretLen = 32
+
+// PlatformAdmin is the role claim value that marks a platform operator.
+const PlatformAdmin = "platform_admin"
+
+// LoadOrCreateSecret returns the secret kept in dataDir/jwt-secret, creating it (32
+// random bytes, hex, mode 0600) when it does not exist yet. Creation is exclusive, so two
+// launchers starting at once on one data directory still agree on one secret.
+func LoadOrCreateSecret(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, SecretFile)
+	for range 3 {
+		secret, err := readSecret(path)
+		if err == nil {
+			return secret, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return "", fmt.Errorf("devauth: create data dir: %w", err)
+		}
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return "", fmt.Errorf("devauth: random secret: %w", err)
+		}
+		secret = hex.EncodeToString(raw)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // another launcher won the race: read its secret
+		}
+		if err != nil {
+			return "", fmt.Errorf("devauth: create %s: %w", path, err)
+		}
+		_, werr := f.WriteString(secret + "\n")
+		cerr := f.Close()
+		if werr != nil || cerr != nil {
+			_ = os.Remove(path)
+			return "", fmt.Errorf("devauth: write %s: %w", path, errors.Join(werr, cerr))
+		}
+		return secret, nil
+	}
+	return "", fmt.Errorf("devauth: %s keeps changing; giving up", path)
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < MinSecretLen {
+		// A half-written or hand-edited file: refuse rather than hand the gateway a weak secret.
+		return "", fmt.Errorf("devauth: %s holds fewer than %d characters; delete it to generate a new secret", path, MinSecretLen)
+	}
+	return secret, nil
+}
+
+// Claims describes a user token.
+type Claims struct {
+	Subject string
+	Email   string   // defaults to <Subject>@localhost
+	Roles   []string // e.g. PlatformAdmin; omitted from the token when empty
+	TTL     time.Duration
+}
+
+// MintUserToken signs an HS256 user token with the gateway's claims layout: sub, email,
+// roles, iat, exp.
+func MintUserToken(secret string, c Claims, now time.Time) (string, error) {
+	if c.Subject == "" {
+		return "", errors.New("devauth: subject is required")
+	}
+	if c.TTL <= 0 {
+		return "", errors.New("devauth: ttl must be positive")
+	}
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("devauth: secret shorter than %d bytes", MinSecretLen)
+	}
+	email := c.Email
+	if email == "" {
+		email = c.Subject + "@localhost"
+	}
+	claims := jwt.MapClaims{
+		"sub":   c.Subject,
+		"email": email,
+		"iat":   now.Unix(),
+		"exp":   now.Add(c.TTL).Unix(),
+	}
+	if len(c.Roles) > 0 {
+		claims["roles"] = c.Roles
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("devauth: sign: %w", err)
+	}
+	return tok, nil
+}
