@@ -115,3 +115,20 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 // IsUUID reports a lower-case canonical UUID (tenant ids).
 func IsUUID(s string) bool { return uuidRE.MatchString(s) }
+
+// crockford is the ULID alphabet (Crockford base32, upper-case).
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// IsULID reports a canonical upper-case ULID: 26 Crockford base32 characters, the first at
+// most 7 (128 bits). Ids arrive in any case; callers upper-case them before asking.
+func IsULID(s string) bool {
+	if len(s) != 26 || s[0] > '7' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(crockford, rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}

@@ -197,6 +197,31 @@ func TestIsUUID(t *testing.T) {
 	}
 }
 
+func TestIsULID(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"01ARZ3NDEKTSV4RRFFQ69G5FAV":           true,
+		"00000000000000000000000000":           true,
+		"7ZZZZZZZZZZZZZZZZZZZZZZZZZ":           true,  // the largest ULID
+		"80000000000000000000000000":           false, // over 128 bits
+		"01arz3ndektsv4rrffq69g5fav":           false, // callers upper-case first
+		"01ARZ3NDEKTSV4RRFFQ69G5FA":            false,
+		"01ARZ3NDEKTSV4RRFFQ69G5FAV0":          false,
+		"01ARZ3NDEKTSV4RRFFQ69G5FAI":           false, // I, L, O, U are not Crockford
+		"01ARZ3NDEKTSV4RRFFQ69G5FAL":           false,
+		"01ARZ3NDEKTSV4RRFFQ69G5FAO":           false,
+		"01ARZ3NDEKTSV4RRFFQ69G5FAU":           false,
+		"01ARZ3NDEKTSV4RRFFQ69G5FA-":           false,
+		" 1ARZ3NDEKTSV4RRFFQ69G5FAV":           false,
+		"3f1c2a4e-8b7d-4c6e-9a5b-1d2e3f4a5b6c": false,
+		"":                                     false,
+		"01ARZ3NDEKTSV4RRFFQ69G5F\u00c9":       false,
+	} {
+		if got := validation.IsULID(s); got != ok {
+			t.Errorf("IsULID(%q) = %v, want %v", s, got, ok)
+		}
+	}
+}
+
 func TestErrorsErr(t *testing.T) {
 	var e validation.Errors
 	if err := e.Err(); err != nil {

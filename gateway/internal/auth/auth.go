@@ -18,13 +18,13 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/artcafe-ai/pubsub/contracts/authtoken"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 )
 
 // Bounds and defaults of the configuration (SPEC §13 "Revocation").
 const (
-	MinSecretBytes        = 32
 	MaxCacheTTL           = 5 * time.Second
 	MaxAPIKeyCacheTTL     = time.Second
 	DefaultLookupTimeout  = 5 * time.Second
@@ -133,8 +133,8 @@ type Authenticator struct {
 // (a failure is logged, not fatal: OIDC tokens get 503 until the provider answers) and
 // keeps refreshing it until Close.
 func New(cfg Config, lookups Lookups, log zerolog.Logger) (*Authenticator, error) {
-	if len(cfg.JWTSecret) < MinSecretBytes {
-		return nil, fmt.Errorf("auth: AUTH_JWT_SECRET must be at least %d bytes", MinSecretBytes)
+	if len(cfg.JWTSecret) < authtoken.MinSecretBytes {
+		return nil, fmt.Errorf("auth: AUTH_JWT_SECRET must be at least %d bytes", authtoken.MinSecretBytes)
 	}
 	if lookups == nil {
 		return nil, errors.New("auth: lookups are required")

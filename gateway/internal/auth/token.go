@@ -10,39 +10,49 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/artcafe-ai/pubsub/contracts/authtoken"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
 )
 
-// Claims layout of the tokens this project mints (SPEC §13).
 const (
-	Issuer            = "artcafe"       // iss of every token the gateway mints
-	AgentAudience     = "artcafe-agent" // aud of agent tokens
-	AgentTokenUse     = "agent"         // token_use of agent tokens
-	AgentSubPrefix    = "agent:"        // sub of agent tokens is agent:<agent id>
-	RolePlatformAdmin = "platform_admin"
-	maxTokenBytes     = 8 << 10
-	maxAPIKeyBytes    = 256
+	maxTokenBytes  = 8 << 10
+	maxAPIKeyBytes = 256
 )
 
-// tokenClaims is every claim either kind of token may carry. Non-registered claims are
-// lenient about their JSON type: an OIDC provider's unrelated claim shapes must not make
-// its tokens unusable.
+// tokenClaims reads a token's payload in both layouts of authtoken at once: which one
+// applies is known only after verifying (how it verified, then token_use), and a token is
+// parsed once. Both layouts read their non-registered claims leniently, so an OIDC
+// provider's unrelated claim shapes do not make its tokens unusable. The parser validates
+// the registered claims, which both layouts share.
 type tokenClaims struct {
-	jwt.RegisteredClaims
-	UserID   looseString `json:"user_id"`
-	Email    looseString `json:"email"`
-	TenantID looseString `json:"tenant_id"`
-	Roles    roleList    `json:"roles"`
-	TokenUse looseString `json:"token_use"`
-	AgentID  looseString `json:"agent_id"`
-	KeyID    looseString `json:"key_id"`
+	authtoken.UserClaims
+	Agent  authtoken.AgentClaims
+	UserID string // user_id: the user id when sub is missing (SPEC §3)
+}
+
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	// b is one JSON value already checked by encoding/json: hand it on as is.
+	if err := c.UserClaims.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if err := c.Agent.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if c.Subject == "" {
+		var alt struct {
+			UserID looseString `json:"user_id"`
+		}
+		if err := json.Unmarshal(b, &alt); err != nil {
+			return err
+		}
+		c.UserID = string(alt.UserID)
+	}
+	return nil
 }
 
 // Authenticate turns the raw header values into a principal. Errors are *natsrpc.Error:
@@ -110,7 +120,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principa
 		if err != nil {
 			return Principal{}, a.tokenError(ctx, err, false)
 		}
-		if claims.TokenUse == AgentTokenUse {
+		if claims.Agent.TokenUse == authtoken.AgentTokenUse {
 			return a.agentPrincipal(ctx, &claims)
 		}
 		return a.userPrincipal(ctx, &claims, false)
@@ -143,30 +153,30 @@ func (a *Authenticator) tokenError(ctx context.Context, err error, oidc bool) er
 func (a *Authenticator) userPrincipal(ctx context.Context, c *tokenClaims, oidc bool) (Principal, error) {
 	// A token that looks like an agent token but is not one is a minting bug; refuse it
 	// rather than let it act as a user.
-	if !oidc && slices.Contains(c.Audience, AgentAudience) {
+	if !oidc && slices.Contains(c.Audience, authtoken.AgentAudience) {
 		a.logger(ctx).Debug().Msg("auth: user token with the agent audience refused")
 		return Principal{}, errBadToken()
 	}
 	uid := c.Subject
 	if uid == "" {
-		uid = string(c.UserID)
+		uid = c.UserID
 	}
-	if !validUserID(uid) {
+	if !authtoken.ValidUserID(uid) {
 		a.logger(ctx).Debug().Msg("auth: token has no usable user id")
 		return Principal{}, errBadToken()
 	}
 	p := Principal{
 		Kind:      natsrpc.KindUser,
 		UserID:    uid,
-		Email:     cleanEmail(string(c.Email)),
-		TenantID:  string(c.TenantID),
+		Email:     authtoken.CleanEmail(c.Email),
+		TenantID:  c.TenantID,
 		ExpiresAt: expiresAt(c),
 	}
 	if oidc {
 		// An OIDC provider's roles are not ours to trust: the operator's list decides.
 		_, p.PlatformAdmin = a.admins[uid]
 	} else {
-		p.PlatformAdmin = slices.Contains(c.Roles, RolePlatformAdmin)
+		p.PlatformAdmin = slices.Contains(c.Roles, authtoken.RolePlatformAdmin)
 	}
 	return p, nil
 }
@@ -174,13 +184,13 @@ func (a *Authenticator) userPrincipal(ctx context.Context, c *tokenClaims, oidc 
 // agentPrincipal checks the claims /auth/verify puts in an agent token. A token claiming
 // token_use "agent" that fails any of them is refused; it never falls back to a user.
 func (a *Authenticator) agentPrincipal(ctx context.Context, c *tokenClaims) (Principal, error) {
-	tenant := strings.ToLower(string(c.TenantID))
-	agent := strings.ToUpper(string(c.AgentID))
-	key := strings.ToUpper(string(c.KeyID))
-	sub, hasPrefix := strings.CutPrefix(c.Subject, AgentSubPrefix)
+	tenant := strings.ToLower(c.Agent.TenantID)
+	agent := strings.ToUpper(c.Agent.AgentID)
+	key := strings.ToUpper(c.Agent.KeyID)
+	sub, hasPrefix := strings.CutPrefix(c.Subject, authtoken.AgentSubPrefix)
 	switch {
-	case c.Issuer != Issuer, !slices.Contains(c.Audience, AgentAudience),
-		!hasPrefix, !validation.IsUUID(tenant), !isULID(agent), !isULID(key),
+	case c.Issuer != authtoken.Issuer, !slices.Contains(c.Audience, authtoken.AgentAudience),
+		!hasPrefix, !validation.IsUUID(tenant), !validation.IsULID(agent), !validation.IsULID(key),
 		strings.ToUpper(sub) != agent:
 		a.logger(ctx).Debug().Msg("auth: agent token with invalid claims refused")
 		return Principal{}, errBadToken()
@@ -244,40 +254,9 @@ func safeAlg(alg string) string {
 	return alg
 }
 
-// validUserID: non-empty, ≤ 256 characters, valid UTF-8 without control characters
-// (user ids travel in NATS headers and logs).
-func validUserID(s string) bool {
-	if s == "" || utf8.RuneCountInString(s) > tenantv1.MaxUserID || !utf8.ValidString(s) {
-		return false
-	}
-	return !strings.ContainsFunc(s, unicode.IsControl)
-}
-
-// cleanEmail drops an email that could not travel safely in a header.
-func cleanEmail(s string) string {
-	if len(s) > validation.MaxEmail || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
-		return ""
-	}
-	return s
-}
-
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// isULID reports a canonical upper-case ULID: 26 Crockford base32 characters, the first
-// at most 7 (128 bits).
-func isULID(s string) bool {
-	if len(s) != 26 || s[0] > '7' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !strings.ContainsRune("0123456789ABCDEFGHJKMNPQRSTVWXYZ", rune(s[i])) {
 			return false
 		}
 	}
@@ -295,35 +274,9 @@ func (s *looseString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// roleList is a roles claim given as a string or an array; other shapes mean no roles.
-type roleList []string
-
-func (r *roleList) UnmarshalJSON(b []byte) error {
-	var one string
-	if json.Unmarshal(b, &one) == nil {
-		*r = roleList{one}
-		return nil
-	}
-	var many []any
-	if json.Unmarshal(b, &many) == nil {
-		for _, v := range many {
-			if s, ok := v.(string); ok {
-				*r = append(*r, s)
-			}
-		}
-	}
-	return nil
-}
-
 func expiresAt(c *tokenClaims) time.Time {
 	if c.ExpiresAt == nil { // the parsers require exp; this only guards a nil
 		return time.Time{}
 	}
 	return c.ExpiresAt.Time
-}
-
-// expiry converts a ttl into the exp of a token minted now.
-func expiry(ttl time.Duration) (time.Time, time.Time) {
-	now := time.Now().Truncate(time.Second)
-	return now, now.Add(ttl)
 }

@@ -13,17 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/artcafe-ai/pubsub/contracts/authtoken"
 )
 
 // SecretFile is the file under the data directory that keeps the generated secret.
 const SecretFile = "jwt-secret"
-
-// MinSecretLen is the shortest secret the gateway accepts (SPEC §13).
-const MinSecretLen = 32
-
-// PlatformAdmin is the role claim value that marks a platform operator.
-const PlatformAdmin = "platform_admin"
 
 // LoadOrCreateSecret returns the secret kept in dataDir/jwt-secret, creating it (32
 // random bytes, hex, mode 0600) when it does not exist yet. Creation is exclusive, so two
@@ -70,9 +64,9 @@ func readSecret(path string) (string, error) {
 		return "", err
 	}
 	secret := strings.TrimSpace(string(b))
-	if len(secret) < MinSecretLen {
+	if len(secret) < authtoken.MinSecretBytes {
 		// A half-written or hand-edited file: refuse rather than hand the gateway a weak secret.
-		return "", fmt.Errorf("devauth: %s holds fewer than %d characters; delete it to generate a new secret", path, MinSecretLen)
+		return "", fmt.Errorf("devauth: %s holds fewer than %d characters; delete it to generate a new secret", path, authtoken.MinSecretBytes)
 	}
 	return secret, nil
 }
@@ -81,38 +75,29 @@ func readSecret(path string) (string, error) {
 type Claims struct {
 	Subject string
 	Email   string   // defaults to <Subject>@localhost
-	Roles   []string // e.g. PlatformAdmin; omitted from the token when empty
+	Roles   []string // e.g. authtoken.RolePlatformAdmin; omitted from the token when empty
 	TTL     time.Duration
 }
 
-// MintUserToken signs an HS256 user token with the gateway's claims layout: sub, email,
-// roles, iat, exp.
+// MintUserToken signs an HS256 user token in the gateway's layout (authtoken.UserClaims),
+// issued at now.
 func MintUserToken(secret string, c Claims, now time.Time) (string, error) {
 	if c.Subject == "" {
 		return "", errors.New("devauth: subject is required")
-	}
-	if c.TTL <= 0 {
-		return "", errors.New("devauth: ttl must be positive")
-	}
-	if len(secret) < MinSecretLen {
-		return "", fmt.Errorf("devauth: secret shorter than %d bytes", MinSecretLen)
 	}
 	email := c.Email
 	if email == "" {
 		email = c.Subject + "@localhost"
 	}
-	claims := jwt.MapClaims{
-		"sub":   c.Subject,
-		"email": email,
-		"iat":   now.Unix(),
-		"exp":   now.Add(c.TTL).Unix(),
-	}
-	if len(c.Roles) > 0 {
-		claims["roles"] = c.Roles
-	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	tok, err := authtoken.SignUser([]byte(secret), authtoken.UserToken{
+		UserID:   c.Subject,
+		Email:    email,
+		Roles:    c.Roles,
+		TTL:      c.TTL,
+		IssuedAt: now,
+	})
 	if err != nil {
-		return "", fmt.Errorf("devauth: sign: %w", err)
+		return "", fmt.Errorf("devauth: %w", err)
 	}
 	return tok, nil
 }

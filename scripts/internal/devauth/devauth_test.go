@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/artcafe-ai/pubsub/contracts/authtoken"
 )
 
 func TestLoadOrCreateSecretCreatesOnceAndReuses(t *testing.T) {
@@ -106,14 +108,17 @@ func TestMintUserToken(t *testing.T) {
 	if exp.Sub(iat.Time) != 24*time.Hour {
 		t.Fatalf("exp - iat = %v, want 24h", exp.Sub(iat.Time))
 	}
+	if iat.Unix() != now.Unix() || c["iss"] != authtoken.Issuer {
+		t.Fatalf("iat = %v, iss = %v; want %v, %q", iat, c["iss"], now, authtoken.Issuer)
+	}
 
-	tok, err = MintUserToken(secret, Claims{Subject: "ops", Email: "ops@example.com", Roles: []string{PlatformAdmin}, TTL: time.Hour}, now)
+	tok, err = MintUserToken(secret, Claims{Subject: "ops", Email: "ops@example.com", Roles: []string{authtoken.RolePlatformAdmin}, TTL: time.Hour}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c = parse(t, secret, tok)
 	roles, _ := c["roles"].([]any)
-	if len(roles) != 1 || roles[0] != PlatformAdmin || c["email"] != "ops@example.com" {
+	if len(roles) != 1 || roles[0] != authtoken.RolePlatformAdmin || c["email"] != "ops@example.com" {
 		t.Fatalf("claims = %v", c)
 	}
 
@@ -133,6 +138,7 @@ func TestMintUserTokenRejects(t *testing.T) {
 	}{
 		"no subject":   {secret, Claims{TTL: time.Hour}},
 		"no ttl":       {secret, Claims{Subject: "a"}},
+		"control char": {secret, Claims{Subject: "a\nb", TTL: time.Hour}},
 		"short secret": {"short", Claims{Subject: "a", TTL: time.Hour}},
 	}
 	for name, tc := range cases {
