@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
 )
@@ -204,10 +205,13 @@ func toTenant(t tenant.Tenant, role string) tenantv1.Tenant {
 		e := t.SubscriptionExpiresAt.UTC()
 		exp = &e
 	}
+	// Limits always come from the plans table, never from a stored copy, so a change of
+	// the table reaches every tenant of the plan.
+	plan, _ := plans.Get(t.Tier)
 	return tenantv1.Tenant{
 		ID: t.ID, TenantID: t.ID, Name: t.Name, AdminEmail: t.AdminEmail,
 		SubscriptionTier: t.Tier, Status: t.Status, PaymentStatus: t.PaymentStatus,
-		SubscriptionExpiresAt: exp, Limits: t.Limits, Metadata: md,
+		SubscriptionExpiresAt: exp, Limits: plan.Limits, Metadata: md,
 		Description: t.Description, Website: t.Website, LogoURL: t.LogoURL,
 		PrimaryColor: t.PrimaryColor, SecondaryColor: t.SecondaryColor,
 		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(), Role: role,

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
 )
@@ -105,7 +104,6 @@ type tenantRecord struct {
 	Status                string         `json:"status"`
 	PaymentStatus         string         `json:"payment_status"`
 	SubscriptionExpiresAt *time.Time     `json:"subscription_expires_at,omitempty"`
-	Limits                plans.Limits   `json:"limits"`
 	Metadata              map[string]any `json:"metadata"`
 	Description           *string        `json:"description,omitempty"`
 	Website               *string        `json:"website,omitempty"`
@@ -122,7 +120,7 @@ type tenantRecord struct {
 func tenantItem(t *tenant.Tenant) (store.Item, error) {
 	b, err := json.Marshal(tenantRecord{
 		ID: t.ID, Name: t.Name, AdminEmail: t.AdminEmail, Tier: t.Tier, Status: t.Status,
-		PaymentStatus: t.PaymentStatus, SubscriptionExpiresAt: t.SubscriptionExpiresAt, Limits: t.Limits,
+		PaymentStatus: t.PaymentStatus, SubscriptionExpiresAt: t.SubscriptionExpiresAt,
 		Metadata: t.Metadata, Description: t.Description, Website: t.Website, LogoURL: t.LogoURL,
 		PrimaryColor: t.PrimaryColor, SecondaryColor: t.SecondaryColor, CreatedAt: t.CreatedAt,
 		UpdatedAt: t.UpdatedAt, APIKeyHash: t.APIKeyHash, OwnerCount: t.OwnerCount, Deleting: t.Deleting,
@@ -143,7 +141,7 @@ func tenantFrom(it store.Item) (tenant.Tenant, error) {
 	}
 	return tenant.Tenant{
 		ID: r.ID, Name: r.Name, AdminEmail: r.AdminEmail, Tier: r.Tier, Status: r.Status,
-		PaymentStatus: r.PaymentStatus, SubscriptionExpiresAt: r.SubscriptionExpiresAt, Limits: r.Limits,
+		PaymentStatus: r.PaymentStatus, SubscriptionExpiresAt: r.SubscriptionExpiresAt,
 		Metadata: r.Metadata, Description: r.Description, Website: r.Website, LogoURL: r.LogoURL,
 		PrimaryColor: r.PrimaryColor, SecondaryColor: r.SecondaryColor, CreatedAt: r.CreatedAt,
 		UpdatedAt: r.UpdatedAt, APIKeyHash: r.APIKeyHash, OwnerCount: r.OwnerCount, Deleting: r.Deleting,

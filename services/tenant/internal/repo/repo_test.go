@@ -22,11 +22,10 @@ func TestTenantRoundTrip(t *testing.T) {
 	r := New(testtable.New(t))
 	ctx := context.Background()
 	now := time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)
-	ent, _ := plans.Get(plans.Enterprise)
 	in := tenant.Tenant{
 		ID: "0b7c6f2e-4a7d-4d59-9d3e-2f6a1c9e8b01", Name: "Acme", AdminEmail: "a@b.test",
 		Tier: plans.Enterprise, Status: "active", PaymentStatus: "trial", SubscriptionExpiresAt: ptr(now.Add(time.Hour)),
-		Limits: ent.Limits, Metadata: map[string]any{"n": 1.5, "s": "x", "o": map[string]any{"k": []any{"v"}}},
+		Metadata:    map[string]any{"n": 1.5, "s": "x", "o": map[string]any{"k": []any{"v"}}},
 		Description: ptr("d"), Website: ptr("https://acme.test"), PrimaryColor: ptr("#000000"),
 		CreatedAt: now, UpdatedAt: now, APIKeyHash: tenant.HashAPIKey("art_k"), OwnerCount: 2,
 	}

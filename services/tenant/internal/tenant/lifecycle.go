@@ -38,7 +38,6 @@ func (s *Service) SetPlan(ctx context.Context, actor Actor, tenantID string, ch 
 	t, err := s.updateTenant(ctx, tenantID, func(t *Tenant) error {
 		if ch.Tier != "" {
 			t.Tier = plan.ID
-			t.Limits = plan.Limits
 		}
 		if ch.Status != "" {
 			t.Status = ch.Status

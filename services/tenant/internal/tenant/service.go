@@ -189,7 +189,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (Tena
 	if tier == "" {
 		tier = plans.DefaultTier
 	}
-	plan, ok := plans.Get(tier)
+	ok := plans.Valid(tier)
 	switch {
 	case !ok:
 		return Tenant{}, "", &ValidationError{Field: "subscription_tier", Message: "must be one of free, basic, pro, enterprise"}
@@ -232,7 +232,6 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (Tena
 		Tier:          tier,
 		Status:        tenantv1.StatusActive,
 		PaymentStatus: tenantv1.PaymentActive,
-		Limits:        plan.Limits,
 		Metadata:      in.Metadata,
 		CreatedAt:     now,
 		UpdatedAt:     now,

@@ -11,7 +11,6 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/patch"
-	"github.com/artcafe-ai/pubsub/contracts/plans"
 )
 
 // Tenant is a tenant as stored. APIKeyHash never leaves the service.
@@ -23,7 +22,6 @@ type Tenant struct {
 	Status                string
 	PaymentStatus         string
 	SubscriptionExpiresAt *time.Time
-	Limits                plans.Limits
 	Metadata              map[string]any
 	Description           *string
 	Website               *string
