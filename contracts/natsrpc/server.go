@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,16 +25,20 @@ type Validator interface {
 // Observer receives one call per handled request (metrics).
 type Observer func(op string, status int, d time.Duration)
 
-// Server adapts typed handlers to micro endpoints. Each request runs on its own
-// goroutine, bounded by a semaphore shared by every endpoint of the server: one slow
-// store call does not hold up an endpoint, and when all slots are busy the subscription
-// waits (backpressure) instead of piling up goroutines.
+// Server adapts typed handlers to micro endpoints. Requests run on a pool of worker
+// goroutines shared by every endpoint of the server, at most maxWorkers at once: one
+// slow store call does not hold up an endpoint, and when every worker is busy the
+// subscription waits (backpressure) instead of piling up goroutines. Workers are reused
+// rather than started per request, so they keep the stack a request grew (JSON, store
+// calls) instead of growing a fresh one every time.
 type Server struct {
-	nc      *nats.Conn
-	log     zerolog.Logger
-	sem     chan struct{}
-	timeout time.Duration
-	observe Observer
+	nc         *nats.Conn
+	log        zerolog.Logger
+	timeout    time.Duration
+	observe    Observer
+	maxWorkers int32
+	workers    atomic.Int32
+	work       chan func() // unbuffered: a send succeeds only when a worker is idle
 
 	// In-flight accounting. Not a sync.WaitGroup: after micro's Stop, messages already
 	// delivered to the connection still reach Handle, so a request may start while Wait
@@ -47,11 +52,11 @@ type Server struct {
 type ServerOption func(*Server)
 
 // WithMaxConcurrency bounds the requests handled at once (default 256). n < 1 keeps
-// the default: an unbuffered semaphore would stall every request.
+// the default: no worker would ever run.
 func WithMaxConcurrency(n int) ServerOption {
 	return func(s *Server) {
 		if n > 0 {
-			s.sem = make(chan struct{}, n)
+			s.maxWorkers = int32(n)
 		}
 	}
 }
@@ -69,7 +74,7 @@ func WithObserver(o Observer) ServerOption {
 
 // NewServer returns a server replying on nc and logging to log.
 func NewServer(nc *nats.Conn, log zerolog.Logger, opts ...ServerOption) *Server {
-	s := &Server{nc: nc, log: log, sem: make(chan struct{}, 256), timeout: DefaultTimeout}
+	s := &Server{nc: nc, log: log, maxWorkers: 256, timeout: DefaultTimeout, work: make(chan func())}
 	for _, o := range opts {
 		o(s)
 	}
@@ -101,13 +106,12 @@ func (s *Server) Wait(ctx context.Context) error {
 // the error. A panic in fn is answered with 500 and logged; the process survives.
 func Handle[Req, Resp any](s *Server, op string, fn func(ctx context.Context, req *Req) (*Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		s.begin() // before the semaphore, so Wait also covers requests waiting for a slot
-		s.sem <- struct{}{}
-		// Copy what the goroutine needs: the micro request must not be used after this
+		s.begin() // before dispatch, so Wait also covers requests waiting for a worker
+		// Copy what the worker needs: the micro request must not be used after this
 		// handler returns (micro reads its error state then).
 		data, hdr, reply := r.Data(), nats.Header(r.Headers()), r.Reply()
-		go func() {
-			defer func() { <-s.sem; s.end() }()
+		s.dispatch(func() {
+			defer s.end()
 			s.serve(op, hdr, reply, func(ctx context.Context) (any, error) {
 				req := new(Req)
 				if len(data) > 0 {
@@ -129,8 +133,46 @@ func Handle[Req, Resp any](s *Server, op string, fn func(ctx context.Context, re
 				}
 				return resp, nil
 			})
-		}()
+		})
 	})
+}
+
+// workerIdle is how long an idle worker waits for work before it exits.
+const workerIdle = 30 * time.Second
+
+// dispatch runs f on a worker: an idle one takes it at once; otherwise a new worker
+// starts while fewer than maxWorkers exist; otherwise the caller (the subscription's
+// dispatcher) waits until a worker is free.
+func (s *Server) dispatch(f func()) {
+	select {
+	case s.work <- f:
+		return
+	default:
+	}
+	if s.workers.Add(1) <= s.maxWorkers {
+		go s.worker(f)
+		return
+	}
+	s.workers.Add(-1)
+	s.work <- f
+}
+
+// worker runs f, then further work until it has been idle for workerIdle. The timer is
+// reset right before each wait, so a caller blocked in dispatch is always served by a
+// busy worker finishing, never lost to a worker timing out.
+func (s *Server) worker(f func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(workerIdle)
+		select {
+		case f = <-s.work:
+		case <-idle.C:
+			s.workers.Add(-1)
+			return
+		}
+	}
 }
 
 func (s *Server) begin() {
