@@ -15,17 +15,18 @@ const AdminTokenTTL = 30 * time.Minute
 
 // TenantCreated is the reply of POST /tenants; api_key is shown only here.
 type TenantCreated struct {
-	TenantID   string          `json:"tenant_id" format:"uuid"`
-	Tenant     tenantv1.Tenant `json:"tenant"`
-	APIKey     string          `json:"api_key" doc:"the tenant's API key, shown only once"`
-	AdminToken string          `json:"admin_token" doc:"a user token for the creator scoped to the new tenant, valid 30 minutes"`
-	Success    bool            `json:"success"`
+	TenantID   string               `json:"tenant_id" format:"uuid"`
+	Tenant     Raw[tenantv1.Tenant] `json:"tenant"`
+	APIKey     string               `json:"api_key" doc:"the tenant's API key, shown only once"`
+	AdminToken string               `json:"admin_token" doc:"a user token for the creator scoped to the new tenant, valid 30 minutes"`
+	Success    bool                 `json:"success"`
 }
 
-// TenantEnvelope wraps one tenant.
+// TenantEnvelope wraps one tenant. It decodes the service's tenantv1.TenantResponse
+// directly (same "tenant" key), relaying the tenant's JSON as it came.
 type TenantEnvelope struct {
-	Tenant  tenantv1.Tenant `json:"tenant"`
-	Success bool            `json:"success"`
+	Tenant  Raw[tenantv1.Tenant] `json:"tenant"`
+	Success bool                 `json:"success"`
 }
 
 // TenantList is one page of the caller's tenants, each with the caller's role.
@@ -34,10 +35,11 @@ type TenantList struct {
 	NextToken *string           `json:"next_token" doc:"opaque; null on the last page"`
 }
 
-// MemberEnvelope wraps one member.
+// MemberEnvelope wraps one member; like TenantEnvelope it decodes the service's
+// tenantv1.MemberResponse directly.
 type MemberEnvelope struct {
-	Member  tenantv1.Member `json:"member"`
-	Success bool            `json:"success"`
+	Member  Raw[tenantv1.Member] `json:"member"`
+	Success bool                 `json:"success"`
 }
 
 // MemberList is one page of a tenant's members.
@@ -57,7 +59,7 @@ func (a *api) createTenant(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out tenantv1.CreateResponse
+	var out TenantCreated // the service's tenantv1.CreateResponse, plus what the gateway adds
 	if err := r.call(tenantv1.Subject(tenantv1.OpCreate), &body, &out); err != nil {
 		return err
 	}
@@ -65,9 +67,8 @@ func (a *api) createTenant(r *request) error {
 	if err != nil {
 		return err
 	}
-	return r.reply(http.StatusCreated, TenantCreated{
-		TenantID: out.TenantID, Tenant: out.Tenant, APIKey: out.APIKey, AdminToken: token, Success: true,
-	})
+	out.AdminToken, out.Success = token, true
+	return r.reply(http.StatusCreated, out)
 }
 
 func (a *api) listTenants(r *request) error {
@@ -87,11 +88,12 @@ func (a *api) listTenants(r *request) error {
 }
 
 func (a *api) getTenant(r *request) error {
-	var out tenantv1.TenantResponse
+	var out TenantEnvelope
 	if err := r.call(tenantv1.Subject(tenantv1.OpGet), &tenantv1.GetRequest{TenantID: r.access.TenantID}, &out); err != nil {
 		return err
 	}
-	return r.reply(http.StatusOK, TenantEnvelope{Tenant: out.Tenant, Success: true})
+	out.Success = true
+	return r.reply(http.StatusOK, out)
 }
 
 func (a *api) updateTenant(r *request) error {
@@ -99,12 +101,13 @@ func (a *api) updateTenant(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out tenantv1.TenantResponse
+	var out TenantEnvelope
 	req := &tenantv1.UpdateRequest{TenantID: r.access.TenantID, Changes: body}
 	if err := r.call(tenantv1.Subject(tenantv1.OpUpdate), req, &out); err != nil {
 		return err
 	}
-	return r.reply(http.StatusOK, TenantEnvelope{Tenant: out.Tenant, Success: true})
+	out.Success = true
+	return r.reply(http.StatusOK, out)
 }
 
 func (a *api) setTenantPlan(r *request) error {
@@ -112,12 +115,13 @@ func (a *api) setTenantPlan(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out tenantv1.TenantResponse
+	var out TenantEnvelope
 	req := &tenantv1.SetPlanRequest{TenantID: r.access.TenantID, Changes: body}
 	if err := r.call(tenantv1.Subject(tenantv1.OpSetPlan), req, &out); err != nil {
 		return err
 	}
-	return r.reply(http.StatusOK, TenantEnvelope{Tenant: out.Tenant, Success: true})
+	out.Success = true
+	return r.reply(http.StatusOK, out)
 }
 
 func (a *api) deleteTenant(r *request) error {
@@ -157,12 +161,13 @@ func (a *api) addMember(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out tenantv1.MemberResponse
+	var out MemberEnvelope
 	req := &tenantv1.MembersAddRequest{TenantID: r.access.TenantID, Member: body}
 	if err := r.call(tenantv1.Subject(tenantv1.OpMembersAdd), req, &out); err != nil {
 		return err
 	}
-	return r.reply(http.StatusCreated, MemberEnvelope{Member: out.Member, Success: true})
+	out.Success = true
+	return r.reply(http.StatusCreated, out)
 }
 
 func (a *api) updateMember(r *request) error {
@@ -174,12 +179,13 @@ func (a *api) updateMember(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out tenantv1.MemberResponse
+	var out MemberEnvelope
 	req := &tenantv1.MembersUpdateRequest{TenantID: r.access.TenantID, UserID: userID, Changes: body}
 	if err := r.call(tenantv1.Subject(tenantv1.OpMembersUpdate), req, &out); err != nil {
 		return err
 	}
-	return r.reply(http.StatusOK, MemberEnvelope{Member: out.Member, Success: true})
+	out.Success = true
+	return r.reply(http.StatusOK, out)
 }
 
 func (a *api) removeMember(r *request) error {
