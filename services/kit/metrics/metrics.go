@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // ShutdownTimeout bounds how long Serve waits for scrapes in progress when it stops.
 const ShutdownTimeout = 5 * time.Second
 
-// Serve listens on addr and serves reg at /metrics until ctx ends. It returns nil after
+// Serve listens on addr and serves reg at /metrics (and Go profiles at /debug/pprof/)
+// until ctx ends. It returns nil after
 // a clean stop and an error when the address cannot be bound.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log zerolog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
@@ -36,6 +38,11 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log zerol
 func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log zerolog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Profiles live beside the metrics: the listener is private, and a profile of the
+	// real process under load is how the hot paths get measured.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	log.Info().Str("addr", ln.Addr().String()).Msg("metrics listening")
