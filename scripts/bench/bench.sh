@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make bench: the gateway's cost, measured as ratios in one run on this machine
+# (PERFORMANCE.md). It starts the fleet through the launcher on the embedded store and
+# measures, back to back:
+#   1. the stack's reference (shared/stackbench): Fiber → one NATS hop → micro, no auth, no store;
+#   2. GET /api/v1/tenants/{id} through the gateway (auth, tenant access, one NATS hop, bbolt);
+#   3. the same tenant endpoint called directly over NATS (svc.tenant.v1.get).
+# Needs wrk (Debian: apt-get install wrk). Env: DURATION (10s), CONNS (64),
+# STACKBENCH (path to shared/stackbench; skipped when absent).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+STACKBENCH=${STACKBENCH:-$root/../shared/stackbench}
+
+command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)"; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+make -s build >/dev/null
+go build -o "$work/natsload" ./scripts/natsload
+
+results=()
+wrk_line() { # label, wrk args...: prints "label: N req/s p50 p99"
+	local label=$1; shift
+	local out rps p50 p99
+	out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$@")
+	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $label had non-2xx replies:"; echo "$out"; exit 1; fi
+	results+=("$(printf '%-44s %10s req/s  p50 %8s  p99 %8s' "$label" "$rps" "$p50" "$p99")")
+}
+
+# 1. Reference: the stack's own limit for one hop.
+if [[ -d $STACKBENCH ]]; then
+	cp -r "$STACKBENCH" "$work/stackbench"
+	(cd "$work/stackbench" && GOWORK=off GOFLAGS=-mod=mod go build -o "$work/sb/" ./... >/dev/null 2>&1)
+	np=$(free_port); hp=$(free_port)
+	"$work/sb/echo-micro" -mode goroutine -nats-addr "127.0.0.1:$np" >"$work/echo.log" 2>&1 & pids+=($!)
+	sleep 1
+	NATS_URL="nats://127.0.0.1:$np" "$work/sb/fiber-nats" -addr "127.0.0.1:$hp" >"$work/fn.log" 2>&1 & pids+=($!)
+	sleep 1
+	wrk_line "stackbench fiber-nats (reference)" "http://127.0.0.1:$hp/api/v1/agents/01JBENCHAGENT0000000000001"
+	kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=()
+else
+	echo "bench: $STACKBENCH not found; skipping the reference"
+fi
+
+# 2 and 3. The fleet on the embedded store.
+hp=$(free_port); np=$(free_port); mp=$(free_port)
+export HTTP_ADDR="127.0.0.1:$hp" NATS_URL="nats://127.0.0.1:$np" DATA_DIR="$work/data" METRICS_ADDR="127.0.0.1:$mp" LOG_LEVEL=warn
+bin/launcher run >"$work/fleet.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$HTTP_ADDR/health" >/dev/null 2>&1 && break; sleep 0.2; done
+token=$(bin/launcher token)
+tenant=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/tenants" -H "Authorization: Bearer $token" \
+	-H 'Content-Type: application/json' -d '{"name":"bench","admin_email":"bench@example.com"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
+
+wrk_line "gateway GET /api/v1/tenants/{id}" -H "Authorization: Bearer $token" "http://$HTTP_ADDR/api/v1/tenants/$tenant"
+direct=$("$work/natsload" -url "$NATS_URL" -subject svc.tenant.v1.get -c "$CONNS" -d "$DURATION" \
+	-data "{\"tenant_id\":\"$tenant\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
+	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner")
+results+=("$(awk '{printf "%-44s %10s req/s  p50 %8s  p99 %8s", "direct NATS svc.tenant.v1.get", $5, substr($7,5), substr($8,5)}' <<<"$direct")")
+
+echo
+echo "make bench ($(nproc) cores, wrk -t2 -c$CONNS -d$DURATION; natsload -c$CONNS):"
+printf '  %s\n' "${results[@]}"
