@@ -24,7 +24,7 @@ GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/node_modules/*')
 TEST_FLAGS ?= -count=1 -p 2
 WITH_DYNALITE := scripts/dynalite/with-dynalite.sh
 
-.PHONY: help build run token test test-unit test-dynamodb test-e2e lint bench clean
+.PHONY: help build run token test test-unit test-dynamodb test-e2e lint bench bench-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -57,7 +57,10 @@ lint: ## gofmt must list nothing; go vet on every module
 	@out="$$(gofmt -l $(GO_FILES))"; if [[ -n "$$out" ]]; then echo "gofmt -l lists:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd "$$m" && go vet ./...); done
 
-bench: ## Go benchmarks of every module (the load tool joins here later)
+bench: ## start a fleet, load it with wrk and natsload: gateway vs direct NATS vs the stack's reference
+	scripts/bench/bench.sh
+
+bench-go: ## Go benchmarks of every module
 	go test -run '^$$' -bench . -benchmem $(PKGS)
 
 clean: ## remove bin/ (local data in .data is kept; rm -rf .data to start over)

@@ -6,7 +6,7 @@
 #   2. GET /api/v1/tenants/{id} through the gateway (auth, tenant access, one NATS hop, bbolt);
 #   3. the same tenant endpoint called directly over NATS (svc.tenant.v1.get).
 # Needs wrk (Debian: apt-get install wrk). Env: DURATION (10s), CONNS (64),
-# STACKBENCH (path to shared/stackbench; skipped when absent).
+# STACKBENCH (path to shared/stackbench; skipped when absent), LOG_LEVEL (info).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -58,7 +58,10 @@ fi
 
 # 2 and 3. The fleet on the embedded store.
 hp=$(free_port); np=$(free_port); mp=$(free_port)
-export HTTP_ADDR="127.0.0.1:$hp" NATS_URL="nats://127.0.0.1:$np" DATA_DIR="$work/data" METRICS_ADDR="127.0.0.1:$mp" LOG_LEVEL=warn
+# Production logging (one JSON line per request at the gateway and per operation in the
+# service) is part of what is measured; LOG_LEVEL=warn shows the cost without it.
+export HTTP_ADDR="127.0.0.1:$hp" NATS_URL="nats://127.0.0.1:$np" DATA_DIR="$work/data" METRICS_ADDR="127.0.0.1:$mp"
+export LOG_LEVEL=${LOG_LEVEL:-info} LOG_FORMAT=${LOG_FORMAT:-json}
 bin/launcher run >"$work/fleet.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do curl -fs "http://$HTTP_ADDR/health" >/dev/null 2>&1 && break; sleep 0.2; done
 token=$(bin/launcher token)
