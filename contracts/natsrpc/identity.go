@@ -23,6 +23,12 @@ const (
 	HeaderRole          = "Artcafe-Role"
 	HeaderEmail         = "Artcafe-Email"
 	HeaderPlatformAdmin = "Artcafe-Platform-Admin"
+	// HeaderPlan is the tenant's subscription tier as the gateway resolved it (≤ 5 s
+	// old): services read count limits from plans.Get(plan) without a lookup.
+	HeaderPlan = "Artcafe-Plan"
+	// HeaderClientIP is the caller's address as the gateway sees it (X-Forwarded-For only
+	// from trusted proxies), for per-address rate limits.
+	HeaderClientIP = "Artcafe-Client-Ip"
 	// HeaderBudget is the caller's remaining time budget in milliseconds; a service
 	// never works on a request longer than its caller waits for it.
 	HeaderBudget = "Artcafe-Budget-Ms"
@@ -72,6 +78,8 @@ type Identity struct {
 	Role          string // role in TenantID; "admin" for API keys
 	Email         string
 	PlatformAdmin bool
+	Plan          string // the tenant's tier (plans.Free, …); "" when not tenant-scoped
+	ClientIP      string
 }
 
 type identityKey struct{}
@@ -99,6 +107,8 @@ func (id Identity) writeHeaders(h nats.Header, budget time.Duration) {
 	set(HeaderPrincipalID, id.PrincipalID)
 	set(HeaderRole, id.Role)
 	set(HeaderEmail, id.Email)
+	set(HeaderPlan, id.Plan)
+	set(HeaderClientIP, id.ClientIP)
 	if id.PlatformAdmin {
 		set(HeaderPlatformAdmin, "true")
 	}
@@ -123,5 +133,7 @@ func identityFromHeaders(h nats.Header) Identity {
 		Role:          get(HeaderRole),
 		Email:         get(HeaderEmail),
 		PlatformAdmin: get(HeaderPlatformAdmin) == "true",
+		Plan:          get(HeaderPlan),
+		ClientIP:      get(HeaderClientIP),
 	}
 }

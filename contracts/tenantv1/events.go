@@ -30,7 +30,7 @@ func DeletedMsgID(tenantID string) string { return "tenant-deleted-" + tenantID 
 const (
 	ChangeMembers = "members"
 	ChangeAPIKey  = "api_key"
-	ChangeStatus  = "status"
+	ChangeStatus  = "status" // status, payment status or plan
 	ChangeDeleted = "deleted"
 )
 

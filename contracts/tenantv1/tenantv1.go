@@ -36,6 +36,7 @@ const (
 	OpLookupMembership  = "lookup_membership"   // LookupMembershipRequest → Membership
 	OpLookupUserTenants = "lookup_user_tenants" // LookupUserTenantsRequest → LookupUserTenantsResponse
 	OpLookupAPIKey      = "lookup_api_key"      // LookupAPIKeyRequest → LookupAPIKeyResponse
+	OpLookupTenant      = "lookup_tenant"       // LookupTenantRequest → TenantStanding
 )
 
 // Subject returns the full subject of op.
@@ -365,12 +366,13 @@ type LookupMembershipRequest struct {
 
 func (r *LookupMembershipRequest) Validate() error { return tenantID(r.TenantID) }
 
-// Membership is a user's role in a tenant with the tenant's status; 404 when the user is
-// not a member (or the tenant does not exist).
+// Membership is a user's role in a tenant with the tenant's standing; 404 when the user
+// is not a member (or the tenant does not exist).
 type Membership struct {
 	TenantID     string `json:"tenant_id"`
 	Role         string `json:"role"`
 	TenantStatus string `json:"tenant_status"`
+	TenantTier   string `json:"tenant_tier"`
 }
 
 // LookupUserTenantsRequest lists up to Limit of a user's memberships (tenant
@@ -396,6 +398,22 @@ type LookupAPIKeyRequest struct {
 type LookupAPIKeyResponse struct {
 	TenantID     string `json:"tenant_id"`
 	TenantStatus string `json:"tenant_status"`
+	TenantTier   string `json:"tenant_tier"`
+}
+
+// LookupTenantRequest asks for a tenant's standing (the gateway, for agent tokens).
+type LookupTenantRequest struct {
+	TenantID string `json:"tenant_id"`
+}
+
+func (r *LookupTenantRequest) Validate() error { return tenantID(r.TenantID) }
+
+// TenantStanding is what callers need to know of a live tenant; 404 when it does not
+// exist or is being deleted.
+type TenantStanding struct {
+	TenantID     string `json:"tenant_id"`
+	TenantStatus string `json:"tenant_status"`
+	TenantTier   string `json:"tenant_tier"`
 }
 
 // tenantID makes a malformed id a 404 (SPEC §13). A fresh error each time: a shared
