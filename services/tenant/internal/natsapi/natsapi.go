@@ -41,6 +41,7 @@ func Register(ms micro.Service, srv *natsrpc.Server, svc *tenant.Service) error 
 		{tenantv1.OpLookupMembership, natsrpc.Handle(srv, tenantv1.OpLookupMembership, a.lookupMembership)},
 		{tenantv1.OpLookupUserTenants, natsrpc.Handle(srv, tenantv1.OpLookupUserTenants, a.lookupUserTenants)},
 		{tenantv1.OpLookupAPIKey, natsrpc.Handle(srv, tenantv1.OpLookupAPIKey, a.lookupAPIKey)},
+		{tenantv1.OpLookupTenant, natsrpc.Handle(srv, tenantv1.OpLookupTenant, a.lookupTenant)},
 	}
 	for _, e := range endpoints {
 		if err := g.AddEndpoint(e.op, e.h); err != nil {
@@ -171,7 +172,7 @@ func (a *api) lookupMembership(ctx context.Context, req *tenantv1.LookupMembersh
 	if err != nil {
 		return nil, wireError(ctx, err)
 	}
-	return &tenantv1.Membership{TenantID: m.Tenant.ID, Role: m.Role, TenantStatus: m.Tenant.Status}, nil
+	return &tenantv1.Membership{TenantID: m.Tenant.ID, Role: m.Role, TenantStatus: m.Tenant.Status, TenantTier: m.Tenant.Tier}, nil
 }
 
 func (a *api) lookupUserTenants(ctx context.Context, req *tenantv1.LookupUserTenantsRequest) (*tenantv1.LookupUserTenantsResponse, error) {
@@ -181,7 +182,7 @@ func (a *api) lookupUserTenants(ctx context.Context, req *tenantv1.LookupUserTen
 	}
 	out := &tenantv1.LookupUserTenantsResponse{Memberships: make([]tenantv1.Membership, 0, len(ms)), More: more}
 	for _, m := range ms {
-		out.Memberships = append(out.Memberships, tenantv1.Membership{TenantID: m.Tenant.ID, Role: m.Role, TenantStatus: m.Tenant.Status})
+		out.Memberships = append(out.Memberships, tenantv1.Membership{TenantID: m.Tenant.ID, Role: m.Role, TenantStatus: m.Tenant.Status, TenantTier: m.Tenant.Tier})
 	}
 	return out, nil
 }
@@ -191,7 +192,15 @@ func (a *api) lookupAPIKey(ctx context.Context, req *tenantv1.LookupAPIKeyReques
 	if err != nil {
 		return nil, wireError(ctx, err)
 	}
-	return &tenantv1.LookupAPIKeyResponse{TenantID: t.ID, TenantStatus: t.Status}, nil
+	return &tenantv1.LookupAPIKeyResponse{TenantID: t.ID, TenantStatus: t.Status, TenantTier: t.Tier}, nil
+}
+
+func (a *api) lookupTenant(ctx context.Context, req *tenantv1.LookupTenantRequest) (*tenantv1.TenantStanding, error) {
+	t, err := a.svc.LookupTenant(ctx, req.TenantID)
+	if err != nil {
+		return nil, wireError(ctx, err)
+	}
+	return &tenantv1.TenantStanding{TenantID: t.ID, TenantStatus: t.Status, TenantTier: t.Tier}, nil
 }
 
 // toTenant is the public form of a tenant: no key hash, no bookkeeping, times in UTC.

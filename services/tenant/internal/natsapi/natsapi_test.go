@@ -197,8 +197,13 @@ func TestEveryOperation(t *testing.T) {
 	}
 	var key tenantv1.LookupAPIKeyResponse
 	f.call(t, system, tenantv1.OpLookupAPIKey, tenantv1.LookupAPIKeyRequest{KeyHash: tenant.HashAPIKey(created.APIKey)}, &key)
-	if key.TenantID != id || key.TenantStatus != tenantv1.StatusActive {
-		t.Fatalf("lookup_api_key: %+v", key)
+	if key.TenantID != id || key.TenantStatus != tenantv1.StatusActive || key.TenantTier != mem.TenantTier || mem.TenantTier == "" {
+		t.Fatalf("lookup_api_key: %+v (membership tier %q)", key, mem.TenantTier)
+	}
+	var standing tenantv1.TenantStanding
+	f.call(t, system, tenantv1.OpLookupTenant, tenantv1.LookupTenantRequest{TenantID: id}, &standing)
+	if standing.TenantID != id || standing.TenantStatus != tenantv1.StatusActive || standing.TenantTier != mem.TenantTier {
+		t.Fatalf("lookup_tenant: %+v", standing)
 	}
 
 	// rotate: the old key stops at once, the new one works
@@ -230,6 +235,7 @@ func TestEveryOperation(t *testing.T) {
 	}
 	f.fails(t, alice, tenantv1.OpGet, tenantv1.GetRequest{TenantID: id}, http.StatusNotFound, natsrpc.CodeNotFound)
 	f.fails(t, system, tenantv1.OpLookupAPIKey, tenantv1.LookupAPIKeyRequest{KeyHash: tenant.HashAPIKey(rot.APIKey)}, http.StatusNotFound, natsrpc.CodeNotFound)
+	f.fails(t, system, tenantv1.OpLookupTenant, tenantv1.LookupTenantRequest{TenantID: id}, http.StatusNotFound, natsrpc.CodeNotFound)
 }
 
 func TestChangeEvents(t *testing.T) {
@@ -447,12 +453,12 @@ func TestMicroDiscovery(t *testing.T) {
 	}
 	for _, op := range []string{tenantv1.OpCreate, tenantv1.OpList, tenantv1.OpGet, tenantv1.OpUpdate, tenantv1.OpSetPlan,
 		tenantv1.OpDelete, tenantv1.OpRotateAPIKey, tenantv1.OpMembersList, tenantv1.OpMembersAdd, tenantv1.OpMembersUpdate,
-		tenantv1.OpMembersRemove, tenantv1.OpLookupMembership, tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey} {
+		tenantv1.OpMembersRemove, tenantv1.OpLookupMembership, tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant} {
 		if !subjects[tenantv1.Subject(op)] {
 			t.Errorf("endpoint %s not listed", tenantv1.Subject(op))
 		}
 	}
-	if len(info.Endpoints) != 14 {
-		t.Errorf("%d endpoints listed, want 14", len(info.Endpoints))
+	if len(info.Endpoints) != 15 {
+		t.Errorf("%d endpoints listed, want 15", len(info.Endpoints))
 	}
 }

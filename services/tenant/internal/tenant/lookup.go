@@ -59,3 +59,17 @@ func (s *Service) LookupAPIKey(ctx context.Context, hash string) (Tenant, error)
 	}
 	return t, nil
 }
+
+// LookupTenant returns a live tenant (the gateway asks for agents' tenants).
+func (s *Service) LookupTenant(ctx context.Context, tenantID string) (Tenant, error) {
+	t, err := s.repo.GetTenant(ctx, tenantID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Tenant{}, errorf(ErrNotFound, "tenant not found")
+	case err != nil:
+		return Tenant{}, err
+	case t.Deleting:
+		return Tenant{}, errorf(ErrNotFound, "tenant not found")
+	}
+	return t, nil
+}
