@@ -52,6 +52,9 @@ type Error struct {
 	Code   string       `json:"code"`
 	Detail string       `json:"detail"`
 	Errors []FieldError `json:"errors,omitempty"`
+	// RetryAfter, in seconds, tells a rate-limited caller when to try again; the gateway
+	// sends it as the Retry-After header.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -86,6 +89,11 @@ func Unavailable(detail string) *Error {
 }
 func PlanLimit(detail string) *Error {
 	return NewError(http.StatusPaymentRequired, CodePlanLimitExceeded, detail)
+}
+
+// RateLimited is a 429 rate_limited that may be retried after retryAfter seconds.
+func RateLimited(detail string, retryAfter int) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Detail: detail, RetryAfter: retryAfter}
 }
 
 // Invalid is a 422 validation failure listing the offending fields.
