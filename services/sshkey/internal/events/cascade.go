@@ -1,0 +1,122 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/platform"
+	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/contracts/validation"
+)
+
+// ConsumerName is the durable consumer of this service on the platform stream.
+const ConsumerName = "sshkey-cascade"
+
+// Timing of the cascade. A purge that fails is retried after retryDelay (growing with
+// the delivery count); one that hangs is redelivered after the consumer's backoff.
+const (
+	purgeTimeout  = 25 * time.Second // below the first ack wait, so a slow purge is not redelivered while it runs
+	maxRetryDelay = time.Minute
+	stopTimeout   = 30 * time.Second
+)
+
+// ConsumerConfig is the cascade consumer: durable, explicit ack, never gives up. The
+// first BackOff value is the ack wait.
+func ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "sshkey service: delete the keys and challenges of deleted tenants",
+		FilterSubject: tenantv1.SubjectTenantDeleted,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
+		MaxDeliver:    -1,
+		MaxAckPending: 64,
+	}
+}
+
+// Purger removes what a service keeps for a deleted tenant; it must be idempotent.
+type Purger func(ctx context.Context, tenantID string) error
+
+// Cascade consumes TenantDeleted events and purges each tenant.
+type Cascade struct {
+	js    jetstream.JetStream
+	purge Purger
+	log   zerolog.Logger
+}
+
+// NewCascade returns the consumer; Run starts it.
+func NewCascade(js jetstream.JetStream, purge Purger, log zerolog.Logger) *Cascade {
+	return &Cascade{js: js, purge: purge, log: log.With().Str("consumer", ConsumerName).Logger()}
+}
+
+// Run ensures the durable consumer and handles events until ctx ends, then stops
+// fetching and waits for the event in hand. Unacknowledged events are redelivered to
+// whichever instance runs next.
+func (c *Cascade) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, platform.Stream, ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("cascade consumer: %w", err)
+	}
+	// Purges outlive a cancelled Run by at most purgeTimeout: a half-done purge is
+	// safe (idempotent), but finishing it is tidier.
+	base := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(msg jetstream.Msg) { c.handle(base, msg) },
+		jetstream.PullMaxMessages(8),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.log.Debug().Err(err).Msg("cascade consumer")
+		}))
+	if err != nil {
+		return fmt.Errorf("cascade consume: %w", err)
+	}
+	c.log.Info().Msg("cascade consumer running")
+	<-ctx.Done()
+	cc.Stop()
+	select {
+	case <-cc.Closed():
+	case <-time.After(stopTimeout):
+		c.log.Warn().Msg("cascade consumer did not stop in time")
+	}
+	return nil
+}
+
+func (c *Cascade) handle(base context.Context, msg jetstream.Msg) {
+	var ev tenantv1.TenantDeleted
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil || !validation.IsUUID(ev.TenantID) {
+		// Retrying cannot fix it; keep the stream moving.
+		c.log.Error().Err(err).Msg("dropping a malformed tenant deletion event")
+		_ = msg.Term()
+		return
+	}
+	log := c.log.With().Str("tenant_id", ev.TenantID).Str("request_id", ev.RequestID).Logger()
+	ctx, cancel := context.WithTimeout(log.WithContext(base), purgeTimeout)
+	defer cancel()
+	if err := c.purge(ctx, ev.TenantID); err != nil {
+		delay := retryDelay(msg)
+		log.Warn().Err(err).Dur("retry_in", delay).Msg("purging a deleted tenant failed")
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The purge is done; a redelivery finds nothing left to do.
+		log.Warn().Err(err).Msg("acknowledging a tenant deletion event failed")
+		return
+	}
+	log.Info().Msg("deleted tenant purged")
+}
+
+// retryDelay grows with the number of deliveries: 1 s, 2 s, 4 s … up to a minute.
+func retryDelay(msg jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
+		n = md.NumDelivered
+	}
+	d := time.Second << min(n-1, 6)
+	return min(d, maxRetryDelay)
+}

@@ -1,0 +1,160 @@
+package sshkey
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/plans"
+	"github.com/artcafe-ai/pubsub/contracts/validation"
+)
+
+// Defaults of list operations.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 100
+)
+
+// Bounds of the service's loops and clean-ups.
+const (
+	// maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
+	maxAttempts = 8
+	// compensateTimeout bounds the clean-up after a failed or finished write sequence;
+	// it runs even when the request's own context has ended.
+	compensateTimeout = 5 * time.Second
+	// DefaultClaimGrace is how old a fingerprint claim without its key must be before a
+	// create may take it over: younger, a create may still be writing the key.
+	DefaultClaimGrace = 30 * time.Second
+	// purgePage is the page size of the tenant cascade.
+	purgePage = 100
+	// maxCandidates bounds the keys of one agent tried at a login (and the index
+	// entries read to find them).
+	maxCandidates = 1000
+)
+
+// RateLimits are the login limits per minute (0 turns one off). They apply per client
+// address and per (key or agent, address), never per tenant or per key across all
+// addresses: an outsider must not be able to lock an agent out.
+type RateLimits struct {
+	ChallengesPerAddress  int64
+	VerifiesPerAddress    int64
+	VerifiesPerKeyAddress int64
+}
+
+// DefaultRateLimits are the limits of the design: 30 challenges and 30 verifies per
+// address, 10 verifies per (key or agent, address), per minute.
+func DefaultRateLimits() RateLimits {
+	return RateLimits{ChallengesPerAddress: 30, VerifiesPerAddress: 30, VerifiesPerKeyAddress: 10}
+}
+
+// RateWindow is the length of the fixed rate-limit windows.
+const RateWindow = time.Minute
+
+// Service holds the use cases.
+type Service struct {
+	repo       Repository
+	agents     Agents
+	events     Events
+	now        func() time.Time
+	limits     RateLimits
+	claimGrace time.Duration
+	ids        *idSource
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithRateLimits replaces DefaultRateLimits.
+func WithRateLimits(l RateLimits) Option { return func(s *Service) { s.limits = l } }
+
+// WithClaimGrace replaces DefaultClaimGrace.
+func WithClaimGrace(d time.Duration) Option { return func(s *Service) { s.claimGrace = d } }
+
+// NewService returns the use cases on repo, asking agents about agents and publishing
+// through events.
+func NewService(repo Repository, agents Agents, events Events, opts ...Option) *Service {
+	s := &Service{
+		repo: repo, agents: agents, events: events, now: time.Now,
+		limits: DefaultRateLimits(), claimGrace: DefaultClaimGrace, ids: newIDSource(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// check rejects a scope without a valid tenant: the gateway always sends one, so this is
+// a programming error.
+func (sc Scope) check() error {
+	if !validation.IsUUID(sc.TenantID) {
+		return fmt.Errorf("%w: tenant id %q", ErrScope, sc.TenantID)
+	}
+	return nil
+}
+
+// plan returns the scope's plan; an unknown one is a programming error.
+func (sc Scope) plan() (plans.Plan, error) {
+	p, ok := plans.Get(sc.Plan)
+	if !ok {
+		return plans.Plan{}, fmt.Errorf("%w: unknown plan %q", ErrScope, sc.Plan)
+	}
+	return p, nil
+}
+
+// idSource makes ULIDs with monotonic entropy, so ids made in one millisecond by this
+// process still sort in creation order.
+type idSource struct {
+	mu      sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+func newIDSource() *idSource { return &idSource{entropy: ulid.Monotonic(rand.Reader, 0)} }
+
+func (g *idSource) next(t time.Time) (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id, err := ulid.New(ulid.Timestamp(t), g.entropy)
+	if err != nil {
+		return "", fmt.Errorf("key id: %w", err)
+	}
+	return id.String(), nil
+}
+
+// backoff sleeps a little, with jitter, so retrying writers spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(mrand.IntN(1+attempt*2)+1) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// compensation collects the undo (or tidy-up) steps of a write sequence; run executes
+// them newest first on a context that survives the request's, and logs what could not
+// be done (those leftovers are dangling items that reads ignore).
+type compensation []func(ctx context.Context) error
+
+func (c compensation) run(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+	defer cancel()
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i](cctx); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("undoing or tidying up a write sequence left an item behind")
+		}
+	}
+}
