@@ -5,23 +5,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
-	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
 	"github.com/artcafe-ai/pubsub/gateway/internal/config"
+	"github.com/artcafe-ai/pubsub/gateway/internal/hints"
 	"github.com/artcafe-ai/pubsub/gateway/internal/httpapi"
+	"github.com/artcafe-ai/pubsub/gateway/internal/sshkeylookup"
 	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
 	"github.com/artcafe-ai/pubsub/services/kit/logx"
@@ -65,6 +63,14 @@ func start(ctx context.Context) error {
 	defer nc.Close()
 	rpc := natsrpc.NewClient(nc, natsrpc.WithDefaultTimeout(cfg.UpstreamTimeout))
 
+	// Agent tokens stand while their SSH key does (asked of the sshkey service, cached).
+	creds, err := auth.NewCredentials(sshkeylookup.New(rpc), auth.CredentialsConfig{
+		CacheTTL:      auth.MaxCacheTTL,
+		LookupTimeout: cfg.UpstreamTimeout,
+	}, log.With().Str("part", "auth").Logger())
+	if err != nil {
+		return err
+	}
 	authn, err := auth.New(auth.Config{
 		JWTSecret:      []byte(cfg.JWTSecret),
 		JWKSURL:        cfg.JWKSURL,
@@ -74,17 +80,21 @@ func start(ctx context.Context) error {
 		CacheTTL:       auth.MaxCacheTTL,
 		APIKeyCacheTTL: auth.MaxAPIKeyCacheTTL,
 		LookupTimeout:  cfg.UpstreamTimeout,
+		Agents:         creds,
 	}, tenantlookup.New(rpc), log.With().Str("part", "auth").Logger())
 	if err != nil {
 		return err
 	}
 	defer authn.Close()
 
-	// Tenant changes (members, key rotation, suspension, deletion) reach the caches at
-	// once; their TTLs bound the staleness when an event is missed.
-	if _, err := nc.Subscribe(tenantv1.SubjectTenantChanged, forget(authn, log)); err != nil {
-		return fmt.Errorf("subscribe %s: %w", tenantv1.SubjectTenantChanged, err)
+	// Tenant, agent and SSH-key changes (members, key rotation, suspension, deletion,
+	// revocation) reach the caches at once; their TTLs bound the staleness when an event
+	// is missed.
+	stopHints, err := hints.Subscribe(nc, hints.Caches{Auth: authn, Credentials: creds, Log: log})
+	if err != nil {
+		return err
 	}
+	defer stopHints()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,16 +145,4 @@ func start(ctx context.Context) error {
 	natsx.Drain(nc, natsDrainTimeout)
 	log.Info().Msg("stopped")
 	return err
-}
-
-// forget hands tenant-change events to the authenticator's caches.
-func forget(a *auth.Authenticator, log zerolog.Logger) nats.MsgHandler {
-	return func(m *nats.Msg) {
-		var ev tenantv1.TenantChanged
-		if err := json.Unmarshal(m.Data, &ev); err != nil || ev.TenantID == "" {
-			log.Warn().Str("subject", m.Subject).Msg("ignoring malformed tenant change event")
-			return
-		}
-		a.Forget(ev)
-	}
 }

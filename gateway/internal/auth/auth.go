@@ -2,6 +2,7 @@
 // tokens (HS256 with the shared secret, RS256/ES256 through an OIDC provider's JWKS) and
 // tenant API keys into a Principal, and works out which tenant a request acts in and the
 // caller's role there (SPEC §3 and §13), caching tenant-service lookups for a few seconds.
+// Credentials checks agent tokens against their SSH key (revocation) the same way.
 package auth
 
 import (
@@ -11,12 +12,10 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/artcafe-ai/pubsub/contracts/authtoken"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
@@ -55,9 +54,9 @@ type Config struct {
 	CacheSize int
 	// JWKSRefreshInterval is how often the JWKS is refetched in the background (default 15 min).
 	JWKSRefreshInterval time.Duration
-	// Agents, when set, is asked about every verified agent token (revocation, SPEC §13).
-	// Nil until the agent and sshkey services publish revocations: agent tokens are then
-	// trusted until their exp.
+	// Agents, when set, is asked about every verified agent token (revocation, SPEC §13):
+	// the gateway sets a *Credentials. Nil trusts agent tokens until their exp (tests of
+	// other parts).
 	Agents AgentChecker
 }
 
@@ -68,12 +67,14 @@ type AgentChecker interface {
 	CheckAgent(ctx context.Context, p Principal) error
 }
 
-// Lookups is implemented by the httpapi helper with natsrpc calls to svc.tenant.v1.lookup_*; errors are *natsrpc.Error
-// (404 = no such membership/key; 503/504 = tenant service unavailable).
+// Lookups is implemented by tenantlookup with natsrpc calls to svc.tenant.v1.lookup_*; errors are *natsrpc.Error
+// (404 = no such membership/key/tenant; 503/504 = tenant service unavailable).
 type Lookups interface {
 	Membership(ctx context.Context, tenantID, userID string) (tenantv1.Membership, error)
 	UserTenants(ctx context.Context, userID string, limit int) (tenantv1.LookupUserTenantsResponse, error)
 	APIKey(ctx context.Context, keyHash string) (tenantv1.LookupAPIKeyResponse, error)
+	// Tenant is a live tenant's standing (agent tokens carry no membership to ask about).
+	Tenant(ctx context.Context, tenantID string) (tenantv1.TenantStanding, error)
 }
 
 // Principal is who made a request, as proven by its credential.
@@ -86,8 +87,8 @@ type Principal struct {
 	PlatformAdmin  bool      // never set on agents or API keys
 	ExpiresAt      time.Time // token exp (zero for API keys)
 
-	// tenantStatus is what the API-key lookup said about the key's tenant.
-	tenantStatus string
+	// tenantStatus and tenantTier are what the API-key lookup said about the key's tenant.
+	tenantStatus, tenantTier string
 }
 
 // Access is the caller's standing in one tenant.
@@ -96,9 +97,12 @@ type Access struct {
 	// Role is owner|admin|member|viewer; "admin" for API keys; "" for agents and for a
 	// platform admin who is not a member (who may only GET /tenants/{id}: the route layer decides).
 	Role string
-	// TenantStatus is active|suspended; "" when unknown (agents, and platform admins who are
-	// not members). Enforcing suspension is the route layer's job: some routes are exempt.
+	// TenantStatus is active|suspended; "" when unknown (platform admins who are not
+	// members). Enforcing suspension is the route layer's job: some routes are exempt.
 	TenantStatus string
+	// TenantTier is the tenant's subscription tier (plans.Free, …) as its lookup said, at
+	// most CacheTTL old; services take count limits from it. "" when unknown.
+	TenantTier string
 }
 
 // Authenticator verifies credentials and resolves tenants. It is safe for concurrent use.
@@ -118,12 +122,8 @@ type Authenticator struct {
 	members     *ttlCache[memberKey, memberEntry]
 	apiKeys     *ttlCache[[32]byte, apiKeyEntry]
 	userTenants *ttlCache[[16]byte, userTenantsEntry]
-	flights     singleflight.Group
-	// gen changes on every Forget; a lookup that overlapped one is not cached, so an
-	// answer computed before a change never outlives the event announcing it.
-	gen atomic.Uint64
-	// forgetMu makes "check gen, then store" atomic with respect to Forget.
-	forgetMu sync.RWMutex
+	standings   *ttlCache[string, standingEntry] // by tenant id
+	flight      coalescer
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -159,6 +159,8 @@ func New(cfg Config, lookups Lookups, log zerolog.Logger) (*Authenticator, error
 		members:     newTTLCache[memberKey, memberEntry](cfg.CacheTTL, cfg.CacheSize),
 		apiKeys:     newTTLCache[[32]byte, apiKeyEntry](cfg.APIKeyCacheTTL, cfg.CacheSize),
 		userTenants: newTTLCache[[16]byte, userTenantsEntry](cfg.CacheTTL, cfg.CacheSize),
+		standings:   newTTLCache[string, standingEntry](cfg.CacheTTL, cfg.CacheSize),
+		flight:      coalescer{timeout: cfg.LookupTimeout, wait: waitError},
 		cancel:      func() {},
 	}
 	for _, sub := range admins {

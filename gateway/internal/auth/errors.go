@@ -66,21 +66,30 @@ func errTenantNotFound() *natsrpc.Error {
 	return natsrpc.NotFound("tenant not found")
 }
 
-// lookupError keeps a tenant-service error as it is (an outage stays a 503/504, never a
-// 403/404) and classifies anything else.
-func lookupError(err error) error {
+func errTenantGone() *natsrpc.Error {
+	return natsrpc.NewError(http.StatusUnauthorized, natsrpc.CodeTokenRevoked, "this token's tenant no longer exists")
+}
+
+func errCredentialRevoked() *natsrpc.Error {
+	return natsrpc.NewError(http.StatusUnauthorized, natsrpc.CodeTokenRevoked,
+		"this token's SSH key was revoked or deleted, or its agent was deleted")
+}
+
+// lookupError keeps a lookup's error as it is (an outage stays a 503/504, never a
+// 401/403/404) and classifies anything else; service names the one that was asked.
+func lookupError(err error, service string) error {
 	if e, ok := natsrpc.AsError(err); ok {
 		return e
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, "tenant service timed out")
+		return natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, service+" service timed out")
 	}
-	return natsrpc.Unavailable("tenant service unavailable")
+	return natsrpc.Unavailable(service + " service unavailable")
 }
 
 // waitError is what a request gets when its own context ends while it waits for a lookup.
 func waitError() error {
-	return natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, "request ended while waiting for the tenant service")
+	return natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, "request ended while waiting for a lookup")
 }
 
 func isNotFound(err error) bool {

@@ -26,7 +26,22 @@ const (
 	tenantC = "c3333333-3333-4333-8333-33333333333c"
 	agentID = "01JBAGENT00000000000000001"
 	keyID   = "01JBKEY0000000000000000001"
+
+	// Each test tenant has its own tier, so a test sees which lookup a tier came from.
+	tierA = "free"
+	tierB = "pro"
+	tierC = "basic"
 )
+
+func tierOf(tenant string) string {
+	switch tenant {
+	case tenantA:
+		return tierA
+	case tenantB:
+		return tierB
+	}
+	return tierC
+}
 
 // fakeLookups is an in-memory Lookups (our own interface) that counts calls and can be
 // made to fail or to block.
@@ -34,24 +49,37 @@ type fakeLookups struct {
 	mu      sync.Mutex
 	members map[[2]string]tenantv1.Membership // (tenant, user)
 	keys    map[string]tenantv1.LookupAPIKeyResponse
+	tenants map[string]tenantv1.TenantStanding
 	err     error         // every lookup fails with it when set
 	gate    chan struct{} // lookups wait for it to close when set
 	entered chan struct{} // receives once per lookup that started (when set)
 
-	membershipCalls, userTenantsCalls, apiKeyCalls int
+	membershipCalls, userTenantsCalls, apiKeyCalls, tenantCalls int
 }
 
 func newFakeLookups() *fakeLookups {
 	return &fakeLookups{
 		members: map[[2]string]tenantv1.Membership{},
 		keys:    map[string]tenantv1.LookupAPIKeyResponse{},
+		tenants: map[string]tenantv1.TenantStanding{},
 	}
 }
 
 func (f *fakeLookups) addMember(tenant, user, role, status string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.members[[2]string{tenant, user}] = tenantv1.Membership{TenantID: tenant, Role: role, TenantStatus: status}
+	f.members[[2]string{tenant, user}] = tenantv1.Membership{TenantID: tenant, Role: role, TenantStatus: status, TenantTier: tierOf(tenant)}
+}
+
+// setTenant makes tenant exist with status (its tier is tierOf(tenant)); "" removes it.
+func (f *fakeLookups) setTenant(tenant, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if status == "" {
+		delete(f.tenants, tenant)
+		return
+	}
+	f.tenants[tenant] = tenantv1.TenantStanding{TenantID: tenant, TenantStatus: status, TenantTier: tierOf(tenant)}
 }
 
 func (f *fakeLookups) removeMember(tenant, user string) {
@@ -63,7 +91,7 @@ func (f *fakeLookups) removeMember(tenant, user string) {
 func (f *fakeLookups) addKey(key, tenant, status string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.keys[HashAPIKey(key)] = tenantv1.LookupAPIKeyResponse{TenantID: tenant, TenantStatus: status}
+	f.keys[HashAPIKey(key)] = tenantv1.LookupAPIKeyResponse{TenantID: tenant, TenantStatus: status, TenantTier: tierOf(tenant)}
 }
 
 func (f *fakeLookups) setErr(err error) {
@@ -145,6 +173,26 @@ func (f *fakeLookups) APIKey(ctx context.Context, keyHash string) (tenantv1.Look
 	return r, nil
 }
 
+func (f *fakeLookups) Tenant(ctx context.Context, tenantID string) (tenantv1.TenantStanding, error) {
+	f.mu.Lock()
+	f.tenantCalls++
+	st, ok := f.tenants[tenantID]
+	f.mu.Unlock()
+	if err := f.wait(ctx); err != nil {
+		return tenantv1.TenantStanding{}, err
+	}
+	if !ok {
+		return tenantv1.TenantStanding{}, natsrpc.NotFound("tenant not found")
+	}
+	return st, nil
+}
+
+func (f *fakeLookups) tenantLookups() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tenantCalls
+}
+
 func newAuth(t *testing.T, cfg Config, l Lookups) *Authenticator {
 	t.Helper()
 	if cfg.JWTSecret == nil {
@@ -216,10 +264,14 @@ func TestErrorsAreFresh(t *testing.T) {
 }
 
 func TestLookupErrorKeepsOutagesAndClassifiesTheRest(t *testing.T) {
-	wantErr(t, lookupError(natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, "slow")),
+	wantErr(t, lookupError(natsrpc.NewError(http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout, "slow"), "tenant"),
 		http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout)
-	wantErr(t, lookupError(errOutage), http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
-	wantErr(t, lookupError(fmt.Errorf("call: %w", context.DeadlineExceeded)),
+	wantErr(t, lookupError(errOutage, "tenant"), http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
+	wantErr(t, lookupError(fmt.Errorf("call: %w", context.DeadlineExceeded), "sshkey"),
 		http.StatusGatewayTimeout, natsrpc.CodeUpstreamTimeout)
-	wantErr(t, lookupError(errors.New("connection reset")), http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
+	err := lookupError(errors.New("connection reset"), "sshkey")
+	wantErr(t, err, http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
+	if e, _ := natsrpc.AsError(err); !strings.Contains(e.Detail, "sshkey") {
+		t.Fatalf("detail %q does not name the service", e.Detail)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"strconv"
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
@@ -20,13 +19,19 @@ type memberKey struct {
 
 // memberEntry is a cached membership answer; found is false for "not a member".
 type memberEntry struct {
-	role, status string
-	found        bool
+	role, status, tier string
+	found              bool
 }
 
 type apiKeyEntry struct {
-	tenantID, status string
-	found            bool
+	tenantID, status, tier string
+	found                  bool
+}
+
+// standingEntry is a cached tenant standing; found is false for "no such tenant".
+type standingEntry struct {
+	status, tier string
+	found        bool
 }
 
 // userTenantsEntry is all tenant resolution needs of a user's memberships: how many
@@ -34,6 +39,13 @@ type apiKeyEntry struct {
 type userTenantsEntry struct {
 	n    int
 	only tenantv1.Membership
+}
+
+// Standing is a tenant's status and tier as the tenant service last said (≤ CacheTTL old).
+type Standing struct {
+	Found  bool   // false: no such tenant (or it is being deleted)
+	Status string // active|suspended
+	Tier   string // plans.Free, …
 }
 
 // Resolve picks the tenant of a tenant-scoped request that does not name it in the path (SPEC §13 "Tenant resolution"
@@ -52,7 +64,7 @@ func (a *Authenticator) Resolve(ctx context.Context, p Principal, headerTenant s
 		if headerTenant != "" && headerTenant != p.TenantID {
 			return Access{}, errBoundElsewhere()
 		}
-		return boundAccess(p), nil
+		return a.boundAccess(ctx, p)
 	case natsrpc.KindUser:
 		if p.UserID == "" {
 			return Access{}, errUnauthenticated()
@@ -76,7 +88,7 @@ func (a *Authenticator) Resolve(ctx context.Context, p Principal, headerTenant s
 		if ut.n != 1 {
 			return Access{}, errTenantRequired(ut.n > 1)
 		}
-		return Access{TenantID: ut.only.TenantID, Role: ut.only.Role, TenantStatus: ut.only.TenantStatus}, nil
+		return Access{TenantID: ut.only.TenantID, Role: ut.only.Role, TenantStatus: ut.only.TenantStatus, TenantTier: ut.only.TenantTier}, nil
 	}
 	m, err := a.membership(ctx, tenant, p.UserID)
 	if err != nil {
@@ -85,7 +97,7 @@ func (a *Authenticator) Resolve(ctx context.Context, p Principal, headerTenant s
 	if !m.found {
 		return Access{}, errNotMember()
 	}
-	return Access{TenantID: tenant, Role: m.role, TenantStatus: m.status}, nil
+	return Access{TenantID: tenant, Role: m.role, TenantStatus: m.status, TenantTier: m.tier}, nil
 }
 
 // ForPath is the caller's access to the tenant named in a /tenants/{id} path (rule 2): malformed id or no access → 404
@@ -99,7 +111,7 @@ func (a *Authenticator) ForPath(ctx context.Context, p Principal, tenantID strin
 		if p.TenantID == "" || p.TenantID != tenantID {
 			return Access{}, errTenantNotFound()
 		}
-		return boundAccess(p), nil
+		return a.boundAccess(ctx, p)
 	case natsrpc.KindUser:
 		if p.UserID == "" {
 			return Access{}, errUnauthenticated()
@@ -113,38 +125,78 @@ func (a *Authenticator) ForPath(ctx context.Context, p Principal, tenantID strin
 	}
 	switch {
 	case m.found:
-		return Access{TenantID: tenantID, Role: m.role, TenantStatus: m.status}, nil
+		return Access{TenantID: tenantID, Role: m.role, TenantStatus: m.status, TenantTier: m.tier}, nil
 	case p.PlatformAdmin:
 		return Access{TenantID: tenantID}, nil
 	}
 	return Access{}, errTenantNotFound()
 }
 
-// boundAccess is the access of a credential bound to one tenant. Agents have no role in
-// the tenant (the route layer knows what an agent may do) and, until agent revocation
-// lands (Config.Agents), no known tenant status.
-func boundAccess(p Principal) Access {
+// boundAccess is the access of a credential bound to one tenant. API keys act as admin,
+// with the standing their own lookup returned. Agents have no role in the tenant (the
+// route layer knows what an agent may do); their tenant's standing is looked up (cached),
+// and a tenant that no longer exists revokes the token.
+func (a *Authenticator) boundAccess(ctx context.Context, p Principal) (Access, error) {
 	if p.Kind == natsrpc.KindAPIKey {
-		return Access{TenantID: p.TenantID, Role: natsrpc.RoleAdmin, TenantStatus: p.tenantStatus}
+		return Access{TenantID: p.TenantID, Role: natsrpc.RoleAdmin, TenantStatus: p.tenantStatus, TenantTier: p.tenantTier}, nil
 	}
-	return Access{TenantID: p.TenantID}
+	st, err := a.TenantStanding(ctx, p.TenantID)
+	if err != nil {
+		return Access{}, err
+	}
+	if !st.Found {
+		return Access{}, errTenantGone()
+	}
+	return Access{TenantID: p.TenantID, TenantStatus: st.Status, TenantTier: st.Tier}, nil
 }
 
 // Forget drops cached state for a tenant (called on tenantv1.TenantChanged events from NATS):
-// its memberships, API keys pointing at it, and every user's tenant list (a new member's
-// list does not mention the tenant yet). An event without a tenant clears everything.
+// its memberships, standing, API keys pointing at it, and every user's tenant list (a new
+// member's list does not mention the tenant yet). An event without a tenant clears everything.
 func (a *Authenticator) Forget(ev tenantv1.TenantChanged) {
-	a.forgetMu.Lock()
-	defer a.forgetMu.Unlock()
-	a.gen.Add(1)
-	a.userTenants.purge()
-	if ev.TenantID == "" {
-		a.members.purge()
-		a.apiKeys.purge()
-		return
+	a.flight.forget(func() {
+		a.userTenants.purge()
+		if ev.TenantID == "" {
+			a.members.purge()
+			a.apiKeys.purge()
+			a.standings.purge()
+			return
+		}
+		a.members.removeIf(func(k memberKey, _ memberEntry) bool { return k.tenant == ev.TenantID })
+		a.apiKeys.removeIf(func(_ [32]byte, e apiKeyEntry) bool { return e.tenantID == ev.TenantID })
+		a.standings.removeIf(func(k string, _ standingEntry) bool { return k == ev.TenantID })
+	})
+}
+
+// TenantStanding is the cached answer to "does tenantID exist, and what are its status
+// and tier" (agent tokens, and /auth/verify before it mints one). Errors are
+// *natsrpc.Error: 503/504 when the tenant service cannot answer.
+func (a *Authenticator) TenantStanding(ctx context.Context, tenantID string) (Standing, error) {
+	if !validation.IsUUID(tenantID) {
+		return Standing{}, nil
 	}
-	a.members.removeIf(func(k memberKey, _ memberEntry) bool { return k.tenant == ev.TenantID })
-	a.apiKeys.removeIf(func(_ [32]byte, e apiKeyEntry) bool { return e.tenantID == ev.TenantID })
+	if e, ok := a.standings.get(tenantID); ok {
+		return Standing{Found: e.found, Status: e.status, Tier: e.tier}, nil
+	}
+	gen := a.flight.generation()
+	v, err := a.flight.shared(ctx, "t\x00"+tenantID, gen, func(ctx context.Context) (any, error) {
+		st, err := a.lookups.Tenant(ctx, tenantID)
+		var e standingEntry
+		switch {
+		case err == nil:
+			e = standingEntry{status: st.TenantStatus, tier: st.TenantTier, found: true}
+		case isNotFound(err):
+		default:
+			return nil, lookupError(err, "tenant")
+		}
+		a.flight.cacheIfCurrent(gen, func() { a.standings.set(tenantID, e) })
+		return e, nil
+	})
+	if err != nil {
+		return Standing{}, err
+	}
+	e := v.(standingEntry)
+	return Standing{Found: e.found, Status: e.status, Tier: e.tier}, nil
 }
 
 // membership is the cached answer to "what is user's role in tenant".
@@ -153,18 +205,18 @@ func (a *Authenticator) membership(ctx context.Context, tenant, user string) (me
 	if e, ok := a.members.get(key); ok {
 		return e, nil
 	}
-	gen := a.gen.Load()
-	v, err := a.shared(ctx, "m\x00"+tenant+"\x00"+string(key.user[:]), gen, func(ctx context.Context) (any, error) {
+	gen := a.flight.generation()
+	v, err := a.flight.shared(ctx, "m\x00"+tenant+"\x00"+string(key.user[:]), gen, func(ctx context.Context) (any, error) {
 		m, err := a.lookups.Membership(ctx, tenant, user)
 		var e memberEntry
 		switch {
 		case err == nil:
-			e = memberEntry{role: m.Role, status: m.TenantStatus, found: true}
+			e = memberEntry{role: m.Role, status: m.TenantStatus, tier: m.TenantTier, found: true}
 		case isNotFound(err):
 		default:
-			return nil, lookupError(err)
+			return nil, lookupError(err, "tenant")
 		}
-		a.cacheIfCurrent(gen, func() { a.members.set(key, e) })
+		a.flight.cacheIfCurrent(gen, func() { a.members.set(key, e) })
 		return e, nil
 	})
 	if err != nil {
@@ -179,8 +231,8 @@ func (a *Authenticator) onlyTenant(ctx context.Context, user string) (userTenant
 	if e, ok := a.userTenants.get(key); ok {
 		return e, nil
 	}
-	gen := a.gen.Load()
-	v, err := a.shared(ctx, "u\x00"+string(key[:]), gen, func(ctx context.Context) (any, error) {
+	gen := a.flight.generation()
+	v, err := a.flight.shared(ctx, "u\x00"+string(key[:]), gen, func(ctx context.Context) (any, error) {
 		r, err := a.lookups.UserTenants(ctx, user, 2)
 		var e userTenantsEntry
 		switch {
@@ -194,9 +246,9 @@ func (a *Authenticator) onlyTenant(ctx context.Context, user string) (userTenant
 			}
 		case isNotFound(err): // no memberships
 		default:
-			return nil, lookupError(err)
+			return nil, lookupError(err, "tenant")
 		}
-		a.cacheIfCurrent(gen, func() { a.userTenants.set(key, e) })
+		a.flight.cacheIfCurrent(gen, func() { a.userTenants.set(key, e) })
 		return e, nil
 	})
 	if err != nil {
@@ -210,54 +262,27 @@ func (a *Authenticator) apiKey(ctx context.Context, sum [32]byte) (apiKeyEntry, 
 	if e, ok := a.apiKeys.get(sum); ok {
 		return e, nil
 	}
-	gen := a.gen.Load()
-	v, err := a.shared(ctx, "k\x00"+string(sum[:]), gen, func(ctx context.Context) (any, error) {
+	gen := a.flight.generation()
+	v, err := a.flight.shared(ctx, "k\x00"+string(sum[:]), gen, func(ctx context.Context) (any, error) {
 		r, err := a.lookups.APIKey(ctx, hex.EncodeToString(sum[:]))
 		var e apiKeyEntry
 		switch {
 		case err == nil && validation.IsUUID(r.TenantID):
-			e = apiKeyEntry{tenantID: r.TenantID, status: r.TenantStatus, found: true}
+			e = apiKeyEntry{tenantID: r.TenantID, status: r.TenantStatus, tier: r.TenantTier, found: true}
 		case err == nil:
 			a.logger(ctx).Error().Msg("auth: API-key lookup returned no valid tenant id")
 			return nil, natsrpc.Unavailable("tenant service unavailable")
 		case isNotFound(err):
 		default:
-			return nil, lookupError(err)
+			return nil, lookupError(err, "tenant")
 		}
-		a.cacheIfCurrent(gen, func() { a.apiKeys.set(sum, e) })
+		a.flight.cacheIfCurrent(gen, func() { a.apiKeys.set(sum, e) })
 		return e, nil
 	})
 	if err != nil {
 		return apiKeyEntry{}, err
 	}
 	return v.(apiKeyEntry), nil
-}
-
-// shared runs lookup once for every concurrent caller asking the same question in the
-// same cache generation (a caller arriving after a Forget starts a fresh lookup). The
-// lookup runs on its own deadline, not the first caller's; each caller still stops
-// waiting when its own context ends.
-func (a *Authenticator) shared(ctx context.Context, key string, gen uint64, lookup func(context.Context) (any, error)) (any, error) {
-	ch := a.flights.DoChan(key+"\x00"+strconv.FormatUint(gen, 10), func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.LookupTimeout)
-		defer cancel()
-		return lookup(lctx)
-	})
-	select {
-	case r := <-ch:
-		return r.Val, r.Err
-	case <-ctx.Done():
-		return nil, waitError()
-	}
-}
-
-// cacheIfCurrent stores an answer only if no Forget happened since its lookup began.
-func (a *Authenticator) cacheIfCurrent(gen uint64, store func()) {
-	a.forgetMu.RLock()
-	defer a.forgetMu.RUnlock()
-	if a.gen.Load() == gen {
-		store()
-	}
 }
 
 func hashUser(user string) [16]byte {

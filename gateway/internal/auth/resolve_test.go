@@ -21,6 +21,7 @@ func TestResolve(t *testing.T) {
 	l.addMember(tenantB, "carol", "owner", "active")
 	l.addMember(tenantC, "dave", "member", "active")
 	l.addKey("art_key_a", tenantA, "suspended")
+	l.setTenant(tenantA, "suspended")
 	a := newAuth(t, Config{}, l)
 	ctx := context.Background()
 
@@ -51,28 +52,28 @@ func TestResolve(t *testing.T) {
 		header string
 		want   want
 	}{
-		{"member by header", userP("alice"), tenantA, want{access: Access{tenantA, "admin", "active"}}},
+		{"member by header", userP("alice"), tenantA, want{access: Access{tenantA, "admin", "active", tierA}}},
 		{"header of a tenant the user is not in", userP("alice"), tenantB, want{status: 403, code: natsrpc.CodeForbidden}},
 		{"header of an unknown tenant", userP("alice"), "44444444-4444-4444-8444-444444444444", want{status: 403, code: natsrpc.CodeForbidden}},
 		{"malformed header", userP("alice"), "acme", want{status: 400, code: natsrpc.CodeInvalidTenantID}},
 		{"upper-case UUID header", userP("alice"), strings.ToUpper(tenantA), want{status: 400, code: natsrpc.CodeInvalidTenantID}},
 		{"two UUIDs in the header", userP("alice"), tenantA + "," + tenantB, want{status: 400, code: natsrpc.CodeInvalidTenantID}},
-		{"no header, one membership", userP("alice"), "", want{access: Access{tenantA, "admin", "active"}}},
+		{"no header, one membership", userP("alice"), "", want{access: Access{tenantA, "admin", "active", tierA}}},
 		{"no header, several memberships", userP("carol"), "", want{status: 400, code: natsrpc.CodeTenantRequired}},
 		{"no header, no membership", userP("erin"), "", want{status: 400, code: natsrpc.CodeTenantRequired}},
-		{"header chooses among several", userP("carol"), tenantB, want{access: Access{tenantB, "owner", "active"}}},
-		{"suspended tenant status is reported", userP("carol"), tenantA, want{access: Access{tenantA, "viewer", "suspended"}}},
-		{"claim when no header", withClaim(userP("carol"), tenantB), "", want{access: Access{tenantB, "owner", "active"}}},
-		{"header beats claim", withClaim(userP("carol"), tenantB), tenantA, want{access: Access{tenantA, "viewer", "suspended"}}},
+		{"header chooses among several", userP("carol"), tenantB, want{access: Access{tenantB, "owner", "active", tierB}}},
+		{"suspended tenant status is reported", userP("carol"), tenantA, want{access: Access{tenantA, "viewer", "suspended", tierA}}},
+		{"claim when no header", withClaim(userP("carol"), tenantB), "", want{access: Access{tenantB, "owner", "active", tierB}}},
+		{"header beats claim", withClaim(userP("carol"), tenantB), tenantA, want{access: Access{tenantA, "viewer", "suspended", tierA}}},
 		{"claim of a tenant the user is not in", withClaim(userP("alice"), tenantB), "", want{status: 403, code: natsrpc.CodeForbidden}},
 		{"malformed claim", withClaim(userP("alice"), "acme"), "", want{status: 400, code: natsrpc.CodeInvalidTenantID}},
 		{"platform admin is no member by header", admin, tenantA, want{status: 403, code: natsrpc.CodeForbidden}},
-		{"API key, no header", apiKey, "", want{access: Access{tenantA, "admin", "suspended"}}},
-		{"API key, its own tenant", apiKey, tenantA, want{access: Access{tenantA, "admin", "suspended"}}},
+		{"API key, no header", apiKey, "", want{access: Access{tenantA, "admin", "suspended", tierA}}},
+		{"API key, its own tenant", apiKey, tenantA, want{access: Access{tenantA, "admin", "suspended", tierA}}},
 		{"API key, another tenant", apiKey, tenantB, want{status: 403, code: natsrpc.CodeForbidden}},
 		{"API key, malformed header", apiKey, "nope", want{status: 400, code: natsrpc.CodeInvalidTenantID}},
-		{"agent, no header", agent, "", want{access: Access{TenantID: tenantA}}},
-		{"agent, its own tenant", agent, tenantA, want{access: Access{TenantID: tenantA}}},
+		{"agent, no header", agent, "", want{access: Access{TenantID: tenantA, TenantStatus: "suspended", TenantTier: tierA}}},
+		{"agent, its own tenant", agent, tenantA, want{access: Access{TenantID: tenantA, TenantStatus: "suspended", TenantTier: tierA}}},
 		{"agent, another tenant", agent, tenantB, want{status: 403, code: natsrpc.CodeForbidden}},
 		{"no principal", Principal{}, tenantA, want{status: 401, code: natsrpc.CodeUnauthorized}},
 		{"user without id", Principal{Kind: natsrpc.KindUser}, tenantA, want{status: 401, code: natsrpc.CodeUnauthorized}},
@@ -99,6 +100,7 @@ func TestForPath(t *testing.T) {
 	l.addMember(tenantA, "alice", "member", "active")
 	l.addMember(tenantB, "root", "owner", "active")
 	l.addKey("art_key_a", tenantA, "active")
+	l.setTenant(tenantA, "active")
 	a := newAuth(t, Config{}, l)
 	ctx := context.Background()
 	apiKey, err := a.Authenticate(ctx, "", "art_key_a")
@@ -119,18 +121,18 @@ func TestForPath(t *testing.T) {
 		code   string
 		want   Access
 	}{
-		{"member", userP("alice"), tenantA, 0, "", Access{tenantA, "member", "active"}},
-		{"claim is ignored", claimB, tenantA, 0, "", Access{tenantA, "member", "active"}},
+		{"member", userP("alice"), tenantA, 0, "", Access{tenantA, "member", "active", tierA}},
+		{"claim is ignored", claimB, tenantA, 0, "", Access{tenantA, "member", "active", tierA}},
 		{"non-member", userP("alice"), tenantB, 404, natsrpc.CodeNotFound, Access{}},
 		{"claim does not grant access", claimB, tenantB, 404, natsrpc.CodeNotFound, Access{}},
 		{"malformed id", userP("alice"), "acme", 404, natsrpc.CodeNotFound, Access{}},
 		{"upper-case id", userP("alice"), strings.ToUpper(tenantA), 404, natsrpc.CodeNotFound, Access{}},
 		{"platform admin, not a member", admin, tenantA, 0, "", Access{TenantID: tenantA}},
-		{"platform admin who is a member", admin, tenantB, 0, "", Access{tenantB, "owner", "active"}},
+		{"platform admin who is a member", admin, tenantB, 0, "", Access{tenantB, "owner", "active", tierB}},
 		{"platform admin, malformed id", admin, "acme", 404, natsrpc.CodeNotFound, Access{}},
-		{"API key, own tenant", apiKey, tenantA, 0, "", Access{tenantA, "admin", "active"}},
+		{"API key, own tenant", apiKey, tenantA, 0, "", Access{tenantA, "admin", "active", tierA}},
 		{"API key, other tenant", apiKey, tenantB, 404, natsrpc.CodeNotFound, Access{}},
-		{"agent, own tenant", agent, tenantA, 0, "", Access{TenantID: tenantA}},
+		{"agent, own tenant", agent, tenantA, 0, "", Access{TenantID: tenantA, TenantStatus: "active", TenantTier: tierA}},
 		{"agent, other tenant", agent, tenantB, 404, natsrpc.CodeNotFound, Access{}},
 	}
 	for _, c := range cases {
@@ -460,4 +462,52 @@ func TestTTLCacheStaysBounded(t *testing.T) {
 	if short.len() != 10 {
 		t.Fatalf("expired entries were not swept first: %d entries", short.len())
 	}
+}
+
+// TestAgentTenantStanding: an agent's access carries its tenant's status and tier from
+// lookup_tenant, cached and forgotten on tenant events; a deleted tenant revokes the
+// token; an outage stays a 503.
+func TestAgentTenantStanding(t *testing.T) {
+	l := newFakeLookups()
+	l.setTenant(tenantA, "active")
+	a := newAuth(t, Config{}, l)
+	ctx := context.Background()
+	agent := Principal{Kind: natsrpc.KindAgent, AgentID: agentID, KeyID: keyID, TenantID: tenantA}
+
+	for range 3 {
+		acc, err := a.Resolve(ctx, agent, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc != (Access{TenantID: tenantA, TenantStatus: "active", TenantTier: tierA}) {
+			t.Fatalf("access = %+v", acc)
+		}
+	}
+	if n := l.tenantLookups(); n != 1 {
+		t.Fatalf("%d tenant lookups, want 1 (cached)", n)
+	}
+
+	l.setTenant(tenantA, "suspended")
+	a.Forget(tenantv1.TenantChanged{TenantID: tenantA, Change: tenantv1.ChangeStatus})
+	acc, err := a.ForPath(ctx, agent, tenantA)
+	if err != nil || acc.TenantStatus != "suspended" {
+		t.Fatalf("after the status event: %+v, %v", acc, err)
+	}
+
+	l.setTenant(tenantA, "")
+	a.Forget(tenantv1.TenantChanged{TenantID: tenantA, Change: tenantv1.ChangeDeleted})
+	_, err = a.Resolve(ctx, agent, "")
+	wantErr(t, err, http.StatusUnauthorized, natsrpc.CodeTokenRevoked)
+	st, err := a.TenantStanding(ctx, tenantA)
+	if err != nil || st.Found {
+		t.Fatalf("standing of a deleted tenant = %+v, %v", st, err)
+	}
+	if st, err := a.TenantStanding(ctx, "not-a-uuid"); err != nil || st.Found {
+		t.Fatalf("standing of a malformed id = %+v, %v", st, err)
+	}
+
+	l.setErr(errOutage)
+	a.Forget(tenantv1.TenantChanged{TenantID: tenantA})
+	_, err = a.Resolve(ctx, agent, "")
+	wantErr(t, err, http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
 }

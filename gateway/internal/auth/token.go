@@ -218,7 +218,7 @@ func (a *Authenticator) authenticateAPIKey(ctx context.Context, key string) (Pri
 	if !e.found {
 		return Principal{}, errBadAPIKey()
 	}
-	return Principal{Kind: natsrpc.KindAPIKey, TenantID: e.tenantID, tenantStatus: e.status}, nil
+	return Principal{Kind: natsrpc.KindAPIKey, TenantID: e.tenantID, tenantStatus: e.status, tenantTier: e.tier}, nil
 }
 
 // HashAPIKey is the one definition of the API-key hash (sha256, lower-case hex) shared with the tenant service contract.

@@ -58,6 +58,7 @@ type api struct {
 	auth            *auth.Authenticator
 	metrics         *httpMetrics
 	tokens          *pageTokens
+	proxies         trustedProxies
 	probe           *healthProbe
 	version         string
 	bodyLimit       int
@@ -98,12 +99,17 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := newTrustedProxies(d.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	a := &api{
 		log:             d.Log,
 		rpc:             d.RPC,
 		auth:            d.Auth,
 		metrics:         m,
 		tokens:          newPageTokens(d.JWTSecret),
+		proxies:         proxies,
 		probe:           newHealthProbe(d.NATS, healthWindow, healthCacheTTL),
 		version:         d.Version,
 		bodyLimit:       d.BodyLimit,
@@ -125,12 +131,15 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		ErrorHandler:          a.handleError,
 		BodyLimit:             d.BodyLimit,
 		// Case-sensitive so path parameters keep their case: user ids are case-sensitive.
-		CaseSensitive:           true,
-		ReadTimeout:             30 * time.Second, // slow clients cannot hold connections forever
-		WriteTimeout:            30 * time.Second,
-		IdleTimeout:             90 * time.Second,
-		ReadBufferSize:          8192,
-		EnableTrustedProxyCheck: true, // with an empty list, X-Forwarded-For is never believed
+		CaseSensitive:  true,
+		ReadTimeout:    30 * time.Second, // slow clients cannot hold connections forever
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    90 * time.Second,
+		ReadBufferSize: 8192,
+		// The gateway reads the client's address with trustedProxies.clientIP (rightmost
+		// untrusted hop), not c.IP() (leftmost); this keeps Fiber's own view closed too:
+		// with an empty list, X-Forwarded-For is never believed.
+		EnableTrustedProxyCheck: true,
 		TrustedProxies:          d.TrustedProxies,
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 		EnableIPValidation:      true,
@@ -169,7 +178,9 @@ func (a *api) handler(rt *route) fiber.Handler {
 		info := infoOf(c)
 		info.route = rt.path
 		if rt.policy.public {
-			return rt.handle(&request{c: c, ctx: c.UserContext(), api: a})
+			// No credentials: services still see who asked from where (login rate limits).
+			id := natsrpc.Identity{RequestID: info.requestID, ClientIP: info.clientIP}
+			return rt.handle(&request{c: c, ctx: natsrpc.WithIdentity(c.UserContext(), id), api: a})
 		}
 		r, err := a.authorize(c, rt, info)
 		if err != nil {

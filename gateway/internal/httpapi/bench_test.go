@@ -12,14 +12,34 @@ import (
 func BenchmarkGetTenant(b *testing.B) {
 	e := newEnv(b)
 	tenantID, _ := e.seedTenant("alice")
-	base := e.serve()
-	auth := "Bearer " + e.userToken("alice")
-	url := base + "/api/v1/tenants/" + tenantID
+	benchmarkGet(b, e, "/api/v1/tenants/"+tenantID, map[string]string{"Authorization": "Bearer " + e.userToken("alice")})
+}
+
+// BenchmarkGetAgent measures GET /api/v1/agents/{id} over a real listener: user token,
+// tenant resolved from x-tenant-id (cached membership), path id normalised, one NATS
+// request to an agent endpoint, the agent relayed as it came.
+// Run: go test -run '^$' -bench GetAgent -benchtime 5s ./internal/httpapi/
+func BenchmarkGetAgent(b *testing.B) {
+	e := newEnv(b)
+	tenantID, _ := e.seedTenant("alice")
+	agentID := e.seedAgent(tenantID, "", "bench")
+	benchmarkGet(b, e, "/api/v1/agents/"+agentID, map[string]string{
+		"Authorization": "Bearer " + e.userToken("alice"),
+		"X-Tenant-Id":   tenantID,
+	})
+}
+
+// benchmarkGet runs GETs of path with headers, ~64 at a time, each expecting 200.
+func benchmarkGet(b *testing.B, e *env, path string, headers map[string]string) {
+	b.Helper()
+	url := e.serve() + path
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 
 	get := func() error {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", auth)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
 		res, err := client.Do(req)
 		if err != nil {
 			return err
@@ -31,7 +51,7 @@ func BenchmarkGetTenant(b *testing.B) {
 		}
 		return nil
 	}
-	if err := get(); err != nil { // warm the membership cache
+	if err := get(); err != nil { // warm the caches
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

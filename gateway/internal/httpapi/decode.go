@@ -26,6 +26,15 @@ type validator interface {
 // naming the field; unknown fields are ignored. The body limit (413) is enforced by the
 // server before the handler runs.
 func decodeBody(c *fiber.Ctx, dst validator) error {
+	if err := decodeJSON(c, dst); err != nil {
+		return err
+	}
+	return validate(dst)
+}
+
+// decodeJSON is decodeBody without the validation, for handlers that complete the body
+// from elsewhere (a header) before validating it.
+func decodeJSON(c *fiber.Ctx, dst any) error {
 	if ct := c.Get(fiber.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != fiber.MIMEApplicationJSON {
@@ -53,7 +62,12 @@ func decodeBody(c *fiber.Ctx, dst validator) error {
 		}
 		return invalidJSON()
 	}
-	if err := dst.Validate(); err != nil {
+	return nil
+}
+
+// validate runs the contract's rules; they return 422s, anything else is wrapped as one.
+func validate(v validator) error {
+	if err := v.Validate(); err != nil {
 		if _, ok := natsrpc.AsError(err); !ok {
 			return natsrpc.Invalid(natsrpc.FieldError{Field: "body", Message: err.Error()})
 		}

@@ -36,8 +36,12 @@ func (a *api) handleError(c *fiber.Ctx, err error) error {
 		}
 		ev.Err(err).Str("request_id", info.requestID).Str("route", info.route).Int("status", e.Status).Msg("request failed")
 	}
-	if e.Status == http.StatusUnauthorized {
+	switch e.Status {
+	case http.StatusUnauthorized:
 		c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
+	case http.StatusTooManyRequests:
+		// Every 429 says when to come back (SPEC §6); a service that did not say gets 1 s.
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(e.RetryAfter, 1)))
 	}
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	return c.Status(e.Status).JSON(ErrorBody{Detail: e.Detail, Code: e.Code, RequestID: info.requestID, Errors: e.Errors})

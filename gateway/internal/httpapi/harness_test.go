@@ -30,20 +30,28 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
+	"github.com/artcafe-ai/pubsub/gateway/internal/hints"
+	"github.com/artcafe-ai/pubsub/gateway/internal/sshkeylookup"
 	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
 )
 
 const testSecret = "test-secret-that-is-at-least-32-bytes-long!!"
 
-// env is a gateway app wired to a real in-process NATS, a real authenticator, and a
-// small fake tenant service answering the tenantv1 contract (faking at our own contract).
+// env is a gateway app wired to a real in-process NATS, a real authenticator and
+// agent-token checker fed by the real cache-hint subscriptions, and small fake tenant,
+// agent and sshkey services answering their contracts (faking at our own contracts).
 type env struct {
 	t       testing.TB
 	ns      *server.Server
 	nc      *nats.Conn // the gateway's connection
 	app     *fiber.App
 	auth    *auth.Authenticator
+	creds   *auth.Credentials
 	tenants *fakeTenants
+	fleet   *fakeFleet
+	// hints counts the cache hints the gateway has applied, by subject.
+	hintsMu sync.Mutex
+	hints   map[string]int
 	logs    *syncBuffer
 	reg     *prometheus.Registry
 	extra   func(*api) []route // routes only tests need
@@ -74,30 +82,31 @@ func withRoutes(f func(*api) []route) envOption { return func(e *env, _ *Deps) {
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ns := natsrpctest.Server(t)
-	e := &env{t: t, ns: ns, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, ns: ns, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), hints: map[string]int{}}
 	e.nc = natsrpctest.Connect(t, ns)
 	e.tenants = newFakeTenants()
 	e.tenants.start(t, natsrpctest.Connect(t, ns))
+	e.fleet = newFakeFleet()
+	e.fleet.start(t, natsrpctest.Connect(t, ns))
 
 	rpc := natsrpc.NewClient(e.nc)
 	log := zerolog.New(e.logs)
-	a, err := auth.New(auth.Config{JWTSecret: []byte(testSecret)}, tenantlookup.New(rpc), log)
+	creds, err := auth.NewCredentials(sshkeylookup.New(rpc), auth.CredentialsConfig{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Config{JWTSecret: []byte(testSecret), Agents: creds}, tenantlookup.New(rpc), log)
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
 	}
 	t.Cleanup(a.Close)
-	e.auth = a
-	// What main does: tenant changes reach the caches.
-	sub, err := e.nc.Subscribe(tenantv1.SubjectTenantChanged, func(m *nats.Msg) {
-		var ev tenantv1.TenantChanged
-		if json.Unmarshal(m.Data, &ev) == nil {
-			a.Forget(ev)
-		}
-	})
+	e.auth, e.creds = a, creds
+	// What main does: tenant, agent and key changes reach the caches.
+	stop, err := hints.Subscribe(e.nc, hints.Caches{Auth: a, Credentials: creds, Log: log, Applied: e.hintApplied})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(stop)
 
 	deps := Deps{
 		Log: log, NATS: e.nc, RPC: rpc, Auth: a, Metrics: e.reg, Version: "1.2.3-test",
@@ -134,13 +143,46 @@ func signHS256(t testing.TB, secret string, claims jwt.MapClaims) string {
 	return s
 }
 
+// testKeyID is the SSH key of the agent tokens agentToken mints.
+const testKeyID = "01JBKEY0000000000000000001"
+
+// agentToken mints an agent token for agentID with testKeyID, which it makes an active
+// key of the agent in the fake sshkey service (so the revocation check passes).
 func (e *env) agentToken(tenantID, agentID string) string {
 	e.t.Helper()
-	tok, _, err := e.auth.MintAgentToken(tenantID, agentID, "01JBKEY0000000000000000001", time.Hour)
+	e.seedCredential(tenantID, agentID, testKeyID)
+	tok, _, err := e.auth.MintAgentToken(tenantID, agentID, testKeyID, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return tok
+}
+
+// ---- cache hints ----
+
+func (e *env) hintApplied(subject string) {
+	e.hintsMu.Lock()
+	defer e.hintsMu.Unlock()
+	e.hints[subject]++
+}
+
+func (e *env) hintCount(subject string) int {
+	e.hintsMu.Lock()
+	defer e.hintsMu.Unlock()
+	return e.hints[subject]
+}
+
+// waitHints waits until the gateway has applied n hints of subject in all (events are
+// applied on their own goroutine; this waits for that, never for a TTL).
+func (e *env) waitHints(subject string, n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.hintCount(subject) < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the gateway applied %d %s hints, want %d", e.hintCount(subject), subject, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
@@ -309,6 +351,15 @@ func (e *env) setRole(tenantID, user, role string) {
 	e.auth.Forget(tenantv1.TenantChanged{TenantID: tenantID, Change: tenantv1.ChangeMembers})
 }
 
+// setTier changes a tenant's plan and tells the gateway, as the real service would.
+func (e *env) setTier(tenantID, tier string) {
+	e.t.Helper()
+	e.tenants.mu.Lock()
+	e.tenants.tenants[tenantID].t.SubscriptionTier = tier
+	e.tenants.mu.Unlock()
+	e.auth.Forget(tenantv1.TenantChanged{TenantID: tenantID, Change: tenantv1.ChangeStatus})
+}
+
 func (e *env) setStatus(tenantID, status string) {
 	e.t.Helper()
 	e.tenants.mu.Lock()
@@ -406,6 +457,7 @@ func (f *fakeTenants) start(t testing.TB, nc *nats.Conn) {
 	add(tenantv1.OpLookupMembership, natsrpc.Handle(srv, tenantv1.OpLookupMembership, f.lookupMembership))
 	add(tenantv1.OpLookupUserTenants, natsrpc.Handle(srv, tenantv1.OpLookupUserTenants, f.lookupUserTenants))
 	add(tenantv1.OpLookupAPIKey, natsrpc.Handle(srv, tenantv1.OpLookupAPIKey, f.lookupAPIKey))
+	add(tenantv1.OpLookupTenant, natsrpc.Handle(srv, tenantv1.OpLookupTenant, f.lookupTenant))
 	add(tenantv1.OpCreate, natsrpc.Handle(srv, tenantv1.OpCreate, f.opCreate))
 	add(tenantv1.OpList, natsrpc.Handle(srv, tenantv1.OpList, f.opList))
 	add(tenantv1.OpGet, natsrpc.Handle(srv, tenantv1.OpGet, f.opGet))
@@ -467,7 +519,16 @@ func (f *fakeTenants) lookupMembership(ctx context.Context, r *tenantv1.LookupMe
 	if !ok {
 		return nil, natsrpc.NotFound("not a member")
 	}
-	return &tenantv1.Membership{TenantID: r.TenantID, Role: m.Role, TenantStatus: ft.t.Status}, nil
+	return &tenantv1.Membership{TenantID: r.TenantID, Role: m.Role, TenantStatus: ft.t.Status, TenantTier: ft.t.SubscriptionTier}, nil
+}
+
+func (f *fakeTenants) lookupTenant(ctx context.Context, r *tenantv1.LookupTenantRequest) (*tenantv1.TenantStanding, error) {
+	defer f.enter(ctx, tenantv1.OpLookupTenant)()
+	ft, err := f.live(r.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	return &tenantv1.TenantStanding{TenantID: r.TenantID, TenantStatus: ft.t.Status, TenantTier: ft.t.SubscriptionTier}, nil
 }
 
 func (f *fakeTenants) userTenants(user string) []string {
@@ -494,7 +555,8 @@ func (f *fakeTenants) lookupUserTenants(ctx context.Context, r *tenantv1.LookupU
 			break
 		}
 		ft := f.tenants[id]
-		out.Memberships = append(out.Memberships, tenantv1.Membership{TenantID: id, Role: ft.members[r.UserID].Role, TenantStatus: ft.t.Status})
+		out.Memberships = append(out.Memberships, tenantv1.Membership{TenantID: id, Role: ft.members[r.UserID].Role,
+			TenantStatus: ft.t.Status, TenantTier: ft.t.SubscriptionTier})
 	}
 	return out, nil
 }
@@ -505,7 +567,7 @@ func (f *fakeTenants) lookupAPIKey(ctx context.Context, r *tenantv1.LookupAPIKey
 	if !ok || f.tenants[id] == nil || f.tenants[id].keyHash != r.KeyHash {
 		return nil, natsrpc.NotFound("unknown key")
 	}
-	return &tenantv1.LookupAPIKeyResponse{TenantID: id, TenantStatus: f.tenants[id].t.Status}, nil
+	return &tenantv1.LookupAPIKeyResponse{TenantID: id, TenantStatus: f.tenants[id].t.Status, TenantTier: f.tenants[id].t.SubscriptionTier}, nil
 }
 
 func (f *fakeTenants) opCreate(ctx context.Context, r *tenantv1.CreateRequest) (*tenantv1.CreateResponse, error) {

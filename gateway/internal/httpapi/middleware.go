@@ -29,6 +29,7 @@ type reqInfo struct {
 	route     string
 	tenantID  string
 	kind      string
+	clientIP  string // the caller's address (trustedProxies.clientIP)
 }
 
 type infoKey struct{}
@@ -47,7 +48,7 @@ func (a *api) newInfo(c *fiber.Ctx) *reqInfo {
 	} else {
 		id = strings.Clone(id) // fasthttp reuses the header buffer after the request
 	}
-	info := &reqInfo{requestID: id, start: time.Now(), route: routeUnmatched}
+	info := &reqInfo{requestID: id, start: time.Now(), route: routeUnmatched, clientIP: a.proxies.clientIP(c)}
 	c.Locals(infoKey{}, info)
 	c.Set(HeaderRequestID, id)
 	return info
@@ -119,7 +120,7 @@ func (a *api) finish(c *fiber.Ctx, info *reqInfo) {
 		Str("path", path).
 		Int("status", status).
 		Dur("duration", d).
-		Str("ip", c.IP())
+		Str("ip", info.clientIP)
 	if info.tenantID != "" {
 		ev = ev.Str("tenant_id", info.tenantID)
 	}

@@ -174,14 +174,27 @@ func TestTrustedProxies(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		proxies []string
+		xff     string
 		wantIP  string
 	}{
-		{"untrusted peer", nil, "0.0.0.0"},
-		{"trusted peer", []string{"0.0.0.0"}, "203.0.113.7"},
+		{"untrusted peer", nil, "203.0.113.7", "0.0.0.0"},
+		{"trusted peer", []string{"0.0.0.0"}, "203.0.113.7", "203.0.113.7"},
+		// The client may write anything left of what the proxy appended: the rightmost
+		// entry no trusted proxy vouches for is the client, not the leftmost.
+		{"spoofed entries left of the proxy's", []string{"0.0.0.0"}, "198.51.100.9, 203.0.113.7", "203.0.113.7"},
+		{"a chain of trusted proxies", []string{"0.0.0.0/32", "10.0.0.0/8"}, "203.0.113.7, 10.0.0.2, 10.0.0.1", "203.0.113.7"},
+		{"all trusted: the leftmost", []string{"0.0.0.0", "10.0.0.0/8"}, "10.0.0.3, 10.0.0.1", "10.0.0.3"},
+		{"garbage stops the walk", []string{"0.0.0.0", "10.0.0.0/8"}, "203.0.113.7, nonsense, 10.0.0.1", "10.0.0.1"},
+		{"trusted peer without the header", []string{"0.0.0.0"}, "", "0.0.0.0"},
+		{"IPv6", []string{"0.0.0.0"}, "2001:db8::1", "2001:db8::1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, withTrustedProxies(tc.proxies...))
-			e.do("GET", "/", nil, map[string]string{"X-Forwarded-For": "203.0.113.7"})
+			h := map[string]string{}
+			if tc.xff != "" {
+				h["X-Forwarded-For"] = tc.xff
+			}
+			e.do("GET", "/", nil, h)
 			lines := e.logs.accessLines(t)
 			if len(lines) != 1 || lines[0]["ip"] != tc.wantIP {
 				t.Fatalf("access lines = %v, want ip %s", lines, tc.wantIP)

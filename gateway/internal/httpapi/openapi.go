@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -33,17 +34,23 @@ Every response carries ` + "`X-Request-Id`" + ` (a sane incoming one is kept). E
 415); unknown fields are ignored; an empty body counts as ` + "`{}`" + `. Lists take ` + "`limit`" + ` (1–100, default 50) and an
 opaque ` + "`next_token`" + ` that is valid only for the same caller, list and filters.`
 
+// loginFlow is the description of the auth tag: the agent login with a worked example.
+//
+//go:embed loginflow.md
+var loginFlow string
+
 // errorCodes documents which codes each error status can carry (SPEC §13).
 var errorCodes = map[int]string{
 	http.StatusBadRequest:            "invalid_json, invalid_next_token, invalid_tenant_id, tenant_required, ambiguous_credentials",
-	http.StatusUnauthorized:          "unauthorized, token_expired, token_revoked",
+	http.StatusUnauthorized:          "unauthorized, token_expired, token_revoked, invalid_signature",
 	http.StatusPaymentRequired:       "plan_limit_exceeded",
 	http.StatusForbidden:             "forbidden, tenant_suspended",
 	http.StatusNotFound:              "not_found",
 	http.StatusConflict:              "conflict",
 	http.StatusRequestEntityTooLarge: "payload_too_large",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
-	http.StatusUnprocessableEntity:   "validation_failed",
+	http.StatusUnprocessableEntity:   "validation_failed, private_key_rejected",
+	http.StatusTooManyRequests:       "rate_limited",
 	http.StatusInternalServerError:   "internal",
 	http.StatusBadGateway:            "bad_gateway",
 	http.StatusServiceUnavailable:    "service_unavailable, auth_unavailable",
@@ -85,6 +92,9 @@ func buildOpenAPI(routes []route, version string) (doc []byte, err error) {
 		Tags: []*huma.Tag{
 			{Name: tagSystem, Description: "Service information, health, identity and these docs."},
 			{Name: tagTenants, Description: "Tenants, their members and API key."},
+			{Name: tagAgents, Description: "The tenant's agents: registration, filters, status, deletion. An agent token may read and edit its own record."},
+			{Name: tagSSHKeys, Description: "The tenant's SSH public keys. Keys of type `agent` bound to an agent let that agent log in (see `auth`)."},
+			{Name: tagAuth, Description: loginFlow},
 		},
 	}
 	errSchema := reg.Schema(reflect.TypeFor[ErrorBody](), true, "ErrorBody")
@@ -106,7 +116,14 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 		Responses:   map[string]*huma.Response{},
 	}
 	for _, name := range pathParams(rt.path) {
-		op.Parameters = append(op.Parameters, pathParam(name))
+		op.Parameters = append(op.Parameters, pathParam(rt, name))
+	}
+	if rt.tenantHeader {
+		op.Parameters = append(op.Parameters, &huma.Param{
+			Name: "x-tenant-id", In: "header",
+			Description: "The tenant (lower-case UUID) when the body has no tenant_id; both present and different is 422.",
+			Schema:      &huma.Schema{Type: huma.TypeString, Format: "uuid"},
+		})
 	}
 	if rt.policy.scope == scopeHeader || rt.policy.scope == scopeOptional {
 		op.Parameters = append(op.Parameters, &huma.Param{
@@ -123,6 +140,13 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 			&huma.Param{Name: "next_token", In: "query", Description: "The next_token of the previous page.",
 				Schema: &huma.Schema{Type: huma.TypeString}},
 		)
+	}
+	for _, q := range rt.query {
+		schema := &huma.Schema{Type: huma.TypeString}
+		for _, v := range q.enum {
+			schema.Enum = append(schema.Enum, v)
+		}
+		op.Parameters = append(op.Parameters, &huma.Param{Name: q.name, In: "query", Description: q.desc, Schema: schema})
 	}
 	if rt.body != nil {
 		op.RequestBody = &huma.RequestBody{
@@ -152,8 +176,12 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 			Description: http.StatusText(status) + " (" + errorCodes[status] + ")",
 			Content:     map[string]*huma.MediaType{"application/json": {Schema: errSchema}},
 		}
-		if status == http.StatusUnauthorized {
+		switch status {
+		case http.StatusUnauthorized:
 			resp.Headers = map[string]*huma.Param{"WWW-Authenticate": {Schema: &huma.Schema{Type: huma.TypeString}}}
+		case http.StatusTooManyRequests:
+			resp.Headers = map[string]*huma.Param{"Retry-After": {
+				Description: "Seconds to wait before trying again.", Schema: &huma.Schema{Type: huma.TypeInteger}}}
 		}
 		op.Responses[strconv.Itoa(status)] = resp
 	}
@@ -191,7 +219,7 @@ func errorStatuses(rt *route) []int {
 			set[s] = true
 		}
 	}
-	if rt.list {
+	if rt.list || len(rt.query) > 0 {
 		set[http.StatusBadRequest], set[http.StatusUnprocessableEntity] = true, true
 	}
 	for _, s := range rt.errs {
@@ -208,17 +236,21 @@ func errorStatuses(rt *route) []int {
 	return out
 }
 
-func pathParam(name string) *huma.Param {
+func pathParam(rt *route, name string) *huma.Param {
 	p := &huma.Param{Name: name, In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString}}
-	switch name {
-	case "id":
+	switch {
+	case name == "id" && rt.tag == tagAgents:
+		p.Description = "Agent id (ULID, any case). A malformed id is 404."
+	case name == "id" && rt.tag == tagSSHKeys:
+		p.Description = "SSH key id (ULID, any case). A malformed id is 404."
+	case name == "id":
 		p.Description = "Tenant id (lower-case UUID). A malformed id is 404."
 		p.Schema.Format = "uuid"
-	case "user_id":
+	case name == "user_id":
 		max := 256
 		p.Description = "The member's user id (the token's sub), percent-encoded."
 		p.Schema.MaxLength = &max
-	case "file":
+	case name == "file":
 		p.Description = "Asset file name."
 	}
 	return p

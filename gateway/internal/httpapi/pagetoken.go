@@ -37,7 +37,7 @@ func newPageTokens(secret []byte) *pageTokens {
 // pageBinding is what a token is valid for.
 type pageBinding struct {
 	scope   string // "t:<tenant id>" or "u:<user id>"
-	route   string // operation id
+	route   string // the list: unique across every list of the API (services reuse op names: use subjects)
 	filters string // canonical filter values; "" when the list has none
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/artcafe-ai/pubsub/contracts/agentv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
@@ -52,7 +53,7 @@ const (
 // policy is who may call a route (SPEC §13 "Who may call what"), as a value on the route
 // so adding a route is one line. The checks run in a fixed order: credentials (401),
 // principal kind (403), platform admin (403), tenant access (404 on path routes),
-// role (403), suspended tenant (403 tenant_suspended).
+// role (403), suspended tenant (403 tenant_suspended), an agent on another agent's id (404).
 type policy struct {
 	public bool  // no credentials needed
 	kinds  kinds // principal kinds allowed
@@ -66,6 +67,9 @@ type policy struct {
 	adminNonMember bool
 	// allowSuspended: still answers when the tenant is suspended.
 	allowSuspended bool
+	// agentSelf: agent tokens may call it only on their own record, the {id} of the path;
+	// any other id is 404 for them (never 403: that would say the agent exists).
+	agentSelf bool
 }
 
 // publicPolicy: no credentials (health, docs).
@@ -81,6 +85,15 @@ func usersOnly() policy { return policy{kinds: users, scope: scopeNone} }
 func pathPolicy(k kinds, minRole string) policy {
 	return policy{kinds: k, scope: scopePath, minRole: minRole}
 }
+
+// tenantPolicy is a route in the tenant of x-tenant-id (else the token's claim, else the
+// caller's only membership) for the given kinds from minRole up.
+func tenantPolicy(k kinds, minRole string) policy {
+	return policy{kinds: k, scope: scopeHeader, minRole: minRole}
+}
+
+// withAgentSelf lets agent tokens call the route on their own /…/{id} only.
+func (p policy) withAgentSelf() policy { p.kinds |= agents; p.agentSelf = true; return p }
 
 func (p policy) withSuspended() policy      { p.allowSuspended = true; return p }
 func (p policy) withAdminNonMember() policy { p.adminNonMember = true; return p }
@@ -183,6 +196,11 @@ func (a *api) authorize(c *fiber.Ctx, rt *route, info *reqInfo) (*request, error
 			return nil, err
 		}
 	}
+	if pol.agentSelf && pr.Kind == natsrpc.KindAgent {
+		if id, ok := agentv1.NormalizeID(c.Params("id")); !ok || id != pr.AgentID {
+			return nil, errAgentNotFound()
+		}
+	}
 	id := natsrpc.Identity{
 		RequestID:     info.requestID,
 		TenantID:      acc.TenantID,
@@ -190,6 +208,8 @@ func (a *api) authorize(c *fiber.Ctx, rt *route, info *reqInfo) (*request, error
 		PrincipalID:   principalID(pr),
 		Role:          acc.Role,
 		PlatformAdmin: pr.PlatformAdmin,
+		Plan:          acc.TenantTier,
+		ClientIP:      info.clientIP,
 	}
 	if pr.Kind == natsrpc.KindUser {
 		id.Email = pr.Email

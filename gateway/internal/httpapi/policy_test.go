@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -32,9 +33,22 @@ func TestPolicies(t *testing.T) {
 	}
 	n := 0
 	newUser := func() string { n++; return fmt.Sprintf("new-user-%d", n) }
+	_, publicKey := newEd25519(t)
+	// On the agent and key routes every principal names the tenant with x-tenant-id (the
+	// users belong to many test tenants); platform admins who are not members and
+	// outsiders are then simply not members: 403.
+	readers := map[string]int{"viewer": 200, "member": 200, "admin": 200, "owner": 200, "api_key": 200, "agent": 403, "platform_admin": 403, "outsider": 403}
+	writers := func(ok int) map[string]int {
+		return map[string]int{"viewer": 403, "member": ok, "admin": ok, "owner": ok, "api_key": ok, "agent": 403, "platform_admin": 403, "outsider": 403}
+	}
+	self := func(m map[string]int, agent int) map[string]int {
+		out := maps.Clone(m)
+		out["agent"] = agent
+		return out
+	}
 
 	routes := []struct {
-		method, path string // %[1]s = tenant id
+		method, path string // %[1]s = tenant id, {agent} = the agent principal's own agent, {key} = its SSH key
 		body         func() any
 		want         map[string]int
 	}{
@@ -60,7 +74,21 @@ func TestPolicies(t *testing.T) {
 			map[string]int{"viewer": 403, "member": 403, "admin": 403, "owner": 204, "api_key": 403, "agent": 403, "platform_admin": 404, "outsider": 404}},
 		{"PUT", "/api/v1/tenants/%[1]s/plan", func() any { return map[string]any{"subscription_tier": "pro"} },
 			map[string]int{"viewer": 403, "member": 403, "admin": 403, "owner": 403, "api_key": 403, "agent": 403, "platform_admin": 200, "outsider": 403}},
+
+		{"GET", "/api/v1/agents", nil, readers},
+		{"POST", "/api/v1/agents", func() any { return map[string]any{"name": "a"} }, writers(201)},
+		{"GET", "/api/v1/agents/status/summary", nil, readers},
+		{"GET", "/api/v1/agents/{agent}", nil, self(readers, 200)},
+		{"PUT", "/api/v1/agents/{agent}", func() any { return map[string]any{"description": "d"} }, self(writers(200), 200)},
+		{"PUT", "/api/v1/agents/{agent}/status", func() any { return map[string]any{"status": "busy"} }, writers(200)},
+		{"DELETE", "/api/v1/agents/{agent}", nil, writers(204)},
+		{"GET", "/api/v1/ssh-keys", nil, readers},
+		{"POST", "/api/v1/ssh-keys", func() any { return map[string]any{"name": "k", "public_key": publicKey} }, writers(201)},
+		{"GET", "/api/v1/ssh-keys/{key}", nil, readers},
+		{"POST", "/api/v1/ssh-keys/{key}/revoke", func() any { return map[string]any{"reason": "r"} }, writers(200)},
+		{"DELETE", "/api/v1/ssh-keys/{key}", nil, writers(204)},
 	}
+	const ownAgent = "01JBAGENT00000000000000001"
 	for _, rt := range routes {
 		for _, p := range principals {
 			want, ok := rt.want[p.name]
@@ -73,15 +101,17 @@ func TestPolicies(t *testing.T) {
 				e.setRole(tenantID, "mia", "member")
 				e.setRole(tenantID, "adam", "admin")
 				e.setRole(tenantID, "tara", "member")
+				e.seedCredential(tenantID, ownAgent, testKeyID)
 				var body any
 				if rt.body != nil {
 					body = rt.body()
 				}
-				path := rt.path
-				if len(path) > len("/api/v1/tenants") {
-					path = fmt.Sprintf(rt.path, tenantID)
+				path := strings.NewReplacer("%[1]s", tenantID, "{agent}", ownAgent, "{key}", testKeyID).Replace(rt.path)
+				creds := p.creds(tenantID, key)
+				if !strings.HasPrefix(path, "/api/v1/tenants") {
+					creds = mergeH(creds, map[string]string{"X-Tenant-Id": tenantID})
 				}
-				r := e.do(rt.method, path, body, p.creds(tenantID, key))
+				r := e.do(rt.method, path, body, creds)
 				if r.status != want {
 					t.Fatalf("status = %d, want %d: %s", r.status, want, r.body)
 				}

@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/artcafe-ai/pubsub/contracts/agentv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 )
 
@@ -21,22 +23,32 @@ type route struct {
 	resp    any // prototype of the success body; nil = no content
 	status  int
 	policy  policy
-	list    bool   // takes ?limit= and ?next_token=
-	errs    []int  // error statuses beyond those the policy, body and list imply
-	also    int    // another status answered with the success body (503 of /health)
-	media   string // media type of a non-JSON success ("" = application/json)
-	handle  func(*request) error
+	list    bool         // takes ?limit= and ?next_token=
+	query   []queryParam // further query parameters (list filters)
+	// tenantHeader: the route reads x-tenant-id although its policy resolves no tenant
+	// (the login routes take the tenant from the body or that header).
+	tenantHeader bool
+	errs         []int  // error statuses beyond those the policy, body and list imply
+	also         int    // another status answered with the success body (503 of /health)
+	media        string // media type of a non-JSON success ("" = application/json)
+	handle       func(*request) error
 }
 
 // Tags of the OpenAPI document.
 const (
 	tagSystem  = "system"
 	tagTenants = "tenants"
+	tagAgents  = "agents"
+	tagSSHKeys = "ssh-keys"
+	tagAuth    = "auth"
 )
 
-// routes is the route table (SPEC §4.2, §4.8 and the §13 policy table).
+// routes is the route table (SPEC §4.2, §4.3, §4.4, §4.8 and the §13 policy table).
 func (a *api) routes() []route {
 	member := users | apiKeys
+	// Agents and keys (SPEC §13): reads from viewer up, writes from member up, API keys
+	// both; an agent token only reads and edits its own agent record.
+	read, write := tenantPolicy(member, natsrpc.RoleViewer), tenantPolicy(member, natsrpc.RoleMember)
 	return []route{
 		{method: http.MethodGet, path: "/", op: "get-root", tag: tagSystem, summary: "Service name and version",
 			resp: RootInfo{}, status: http.StatusOK, policy: publicPolicy(), handle: a.root},
@@ -94,7 +106,75 @@ func (a *api) routes() []route {
 		{method: http.MethodPost, path: "/api/v1/tenants/{id}/api-keys/rotate", op: "rotate-api-key", tag: tagTenants, summary: "Replace the tenant's API key",
 			desc: "Admins. The old key stops working at once; the new one is shown only in this reply.",
 			resp: APIKeyEnvelope{}, status: http.StatusOK, policy: pathPolicy(users, natsrpc.RoleAdmin), handle: a.rotateAPIKey},
+
+		{method: http.MethodGet, path: "/api/v1/agents", op: "list-agents", tag: tagAgents, summary: "List agents",
+			desc: "Viewers and up, and the API key. Ordered by id. Filters match exactly and combine with AND: `status`, `type`, `capability` (a `capabilities[].name`). A `next_token` is valid only with the filters it came with.",
+			resp: AgentList{}, status: http.StatusOK, policy: read, list: true, query: agentFilters, handle: a.listAgents},
+		{method: http.MethodPost, path: "/api/v1/agents", op: "create-agent", tag: tagAgents, summary: "Register an agent",
+			desc: "Members and up, and the API key. 402 at the plan's agent limit. With `public_key` the key is validated first and registered as an SSH key of type `agent` bound to the new agent (the reply then carries `key`); if that fails its status (422, 422 `private_key_rejected`, 409, 402) is returned and no agent remains.",
+			body: agentv1.CreateBody{}, resp: AgentCreated{}, status: http.StatusCreated, policy: write,
+			errs: []int{http.StatusPaymentRequired, http.StatusConflict}, handle: a.createAgent},
+		// Before /agents/{id}…: a literal segment where an id could stand.
+		{method: http.MethodGet, path: "/api/v1/agents/status/summary", op: "get-agent-status-summary", tag: tagAgents, summary: "Count agents by status",
+			desc: "Viewers and up, and the API key.", resp: agentv1.StatusSummary{}, status: http.StatusOK, policy: read,
+			handle: a.agentStatusSummary},
+		{method: http.MethodGet, path: "/api/v1/agents/{id}", op: "get-agent", tag: tagAgents, summary: "Get an agent",
+			desc: "Viewers and up, the API key, and an agent token for its own record (any other id is 404 for it).",
+			resp: AgentEnvelope{}, status: http.StatusOK, policy: read.withAgentSelf(), handle: a.getAgent},
+		{method: http.MethodPut, path: "/api/v1/agents/{id}", op: "update-agent", tag: tagAgents, summary: "Update an agent",
+			desc: "Members and up, the API key, and an agent token for its own record: an agent may change `description`, `capabilities` and `metadata` only (403 for `name` or `type`). Partial update: absent fields stay, a present field replaces the stored value wholesale, null clears an optional one.",
+			body: agentv1.UpdateBody{}, resp: AgentEnvelope{}, status: http.StatusOK, policy: write.withAgentSelf(), handle: a.updateAgent},
+		{method: http.MethodPut, path: "/api/v1/agents/{id}/status", op: "set-agent-status", tag: tagAgents, summary: "Set an agent's status by hand",
+			desc: "Members and up, and the API key. An operator override: it stands until the agent's next presence change.",
+			body: agentv1.SetStatusBody{}, resp: AgentEnvelope{}, status: http.StatusOK, policy: write, handle: a.setAgentStatus},
+		{method: http.MethodDelete, path: "/api/v1/agents/{id}", op: "delete-agent", tag: tagAgents, summary: "Delete an agent",
+			desc:   "Members and up, and the API key. The agent's SSH keys are deleted with it, and tokens it logged in with stop working within seconds.",
+			status: http.StatusNoContent, policy: write, handle: a.deleteAgent},
+
+		{method: http.MethodGet, path: "/api/v1/ssh-keys", op: "list-ssh-keys", tag: tagSSHKeys, summary: "List SSH keys",
+			desc: "Viewers and up, and the API key. Ordered by id. Filters match exactly and combine with AND: `agent_id`, `key_type`. A `next_token` is valid only with the filters it came with.",
+			resp: KeyList{}, status: http.StatusOK, policy: read, list: true, query: keyFilters, handle: a.listKeys},
+		{method: http.MethodPost, path: "/api/v1/ssh-keys", op: "create-ssh-key", tag: tagSSHKeys, summary: "Register an SSH public key",
+			desc: "Members and up, and the API key. 422 for an unparsable key, RSA under 2048 bits or an unsupported type; 422 `private_key_rejected` for a private key (never echoed or logged); 422 on `agent_id` when it is not an agent of the tenant; 409 when the fingerprint is already in the tenant; 402 at the plan's key limit. Only keys of type `agent` bound to an agent can log in.",
+			body: sshkeyv1.CreateBody{}, resp: KeyEnvelope{}, status: http.StatusCreated, policy: write,
+			errs: []int{http.StatusPaymentRequired, http.StatusConflict}, handle: a.createKey},
+		{method: http.MethodGet, path: "/api/v1/ssh-keys/{id}", op: "get-ssh-key", tag: tagSSHKeys, summary: "Get an SSH key",
+			desc: "Viewers and up, and the API key.", resp: KeyEnvelope{}, status: http.StatusOK, policy: read, handle: a.getKey},
+		{method: http.MethodPost, path: "/api/v1/ssh-keys/{id}/revoke", op: "revoke-ssh-key", tag: tagSSHKeys, summary: "Revoke an SSH key",
+			desc: "Members and up, and the API key. A revoked key can no longer log in, and tokens minted with it stop working within seconds.",
+			body: sshkeyv1.RevokeBody{}, resp: KeyEnvelope{}, status: http.StatusOK, policy: write, handle: a.revokeKey},
+		{method: http.MethodDelete, path: "/api/v1/ssh-keys/{id}", op: "delete-ssh-key", tag: tagSSHKeys, summary: "Delete an SSH key",
+			desc:   "Members and up, and the API key. Tokens minted with it stop working within seconds.",
+			status: http.StatusNoContent, policy: write, handle: a.deleteKey},
+
+		{method: http.MethodPost, path: "/api/v1/auth/challenge", op: "create-login-challenge", tag: tagAuth, summary: "Ask for a login challenge",
+			desc: "No credentials (any sent are ignored). The tenant comes from `tenant_id` or `x-tenant-id` (both present and different: 422). A well-formed request always gets a fresh challenge, whatever the state of the tenant or key. Rate limited per client address (429 with Retry-After). See the `auth` tag for the whole flow.",
+			body: sshkeyv1.ChallengeBody{}, resp: sshkeyv1.Challenge{}, status: http.StatusOK, policy: publicPolicy(),
+			tenantHeader: true, errs: []int{http.StatusBadRequest, http.StatusTooManyRequests}, handle: a.loginChallenge},
+		{method: http.MethodPost, path: "/api/v1/auth/verify", op: "verify-login", tag: tagAuth, summary: "Answer a challenge and get an agent token",
+			desc: "No credentials (any sent are ignored). Malformed JSON is 400, missing or ill-typed fields 422; every well-formed attempt that fails for any reason is 401 `invalid_signature` with the same detail, and uses up the challenge. Rate limited per client address and per key (429 with Retry-After). See the `auth` tag for the whole flow.",
+			body: sshkeyv1.VerifyBody{}, resp: AgentLogin{}, status: http.StatusOK, policy: publicPolicy(),
+			tenantHeader: true, errs: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusTooManyRequests}, handle: a.loginVerify},
 	}
+}
+
+// Query filters of the lists, documented in the OpenAPI operation.
+var (
+	agentFilters = []queryParam{
+		{name: "status", desc: "Only agents with this status.", enum: agentv1.Statuses},
+		{name: "type", desc: "Only agents of this type.", enum: agentv1.Types},
+		{name: "capability", desc: "Only agents with a capability of this name."},
+	}
+	keyFilters = []queryParam{
+		{name: "agent_id", desc: "Only keys bound to this agent (any case)."},
+		{name: "key_type", desc: "Only keys of this type.", enum: sshkeyv1.Types},
+	}
+)
+
+// queryParam documents one query parameter of a route.
+type queryParam struct {
+	name, desc string
+	enum       []string
 }
 
 var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)

@@ -26,7 +26,8 @@ func TestRoot(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	e := newEnv(t)
-	// The fake tenant service is one instance; start a second and one agent instance.
+	// The fakes are one tenant, agent and sshkey instance each; start a second tenant and
+	// agent instance.
 	nc := natsrpctest.Connect(t, e.ns)
 	for _, name := range []string{"tenant", "agent"} {
 		svc, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
@@ -58,16 +59,16 @@ func TestHealth(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitHealth(map[string]int{"tenant": 2, "agent": 1, "sshkey": 0, "channel": 0, "usage": 0}, "degraded")
+	waitHealth(map[string]int{"tenant": 2, "agent": 2, "sshkey": 1, "channel": 0, "usage": 0}, "degraded")
 
-	for _, name := range []string{"sshkey", "channel", "usage"} {
+	for _, name := range []string{"channel", "usage"} {
 		svc, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = svc.Stop() })
 	}
-	waitHealth(map[string]int{"tenant": 2, "agent": 1, "sshkey": 1, "channel": 1, "usage": 1}, "ok")
+	waitHealth(map[string]int{"tenant": 2, "agent": 2, "sshkey": 1, "channel": 1, "usage": 1}, "ok")
 
 	// NATS gone: 503, every service 0.
 	e.ns.Shutdown()
@@ -247,4 +248,78 @@ func TestDocsPage(t *testing.T) {
 	}
 	e.expect(e.do("GET", "/docs/assets/nope.js", nil, nil), 404, "not_found")
 	e.expect(e.do("GET", "/docs/assets/..%2fapp.go", nil, nil), 404, "not_found")
+}
+
+// TestOpenAPILoginFlow: the auth tag documents the login with its worked example, and
+// the new routes carry their policies, parameters and error codes.
+func TestOpenAPILoginFlow(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("GET", "/openapi.json", nil, nil)
+	e.expect(r, 200, "")
+	var doc struct {
+		Tags []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		} `json:"tags"`
+		Paths map[string]map[string]struct {
+			Tags       []string                  `json:"tags"`
+			Parameters []map[string]any          `json:"parameters"`
+			Responses  map[string]map[string]any `json:"responses"`
+			Security   []map[string]any          `json:"security"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	desc := map[string]string{}
+	for _, tag := range doc.Tags {
+		desc[tag.Name] = tag.Description
+	}
+	for _, name := range []string{"agents", "ssh-keys", "auth"} {
+		if desc[name] == "" {
+			t.Errorf("tag %q is missing or undescribed", name)
+		}
+	}
+	for _, want := range []string{
+		"POST /api/v1/auth/challenge", `"agent_id": "01JC5Z8K3M7Q9R2T4V6W8X0Y1Z"`, // the challenge request
+		"64 ASCII characters", "no newline", // what exactly to sign
+		"signer.Sign(rand.Reader, data)", "SignWithAlgorithm(rand.Reader, data, ssh.KeyAlgoRSASHA256)", // Go
+		"ssh-keygen -Y sign",                                            // what it is not
+		"POST /api/v1/auth/verify", `"response": "AAAAC3NzaC1lZDI1NTE5`, // the verify body
+		`{"valid": true, "token": "eyJ`, // the reply
+		"Authorization: Bearer eyJ",     // then calling the API
+	} {
+		if !strings.Contains(desc["auth"], want) {
+			t.Errorf("the auth tag's description lacks %q", want)
+		}
+	}
+
+	verify := doc.Paths["/api/v1/auth/verify"]["post"]
+	if len(verify.Security) != 0 || verify.Tags[0] != "auth" {
+		t.Errorf("verify: security %v, tags %v", verify.Security, verify.Tags)
+	}
+	for _, s := range []string{"200", "400", "401", "422", "429"} {
+		if verify.Responses[s] == nil {
+			t.Errorf("verify does not document %s", s)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(verify.Responses["429"]["headers"]), "Retry-After") {
+		t.Errorf("429 does not document Retry-After: %v", verify.Responses["429"])
+	}
+	list := doc.Paths["/api/v1/agents"]["get"]
+	var params []string
+	for _, p := range list.Parameters {
+		params = append(params, fmt.Sprint(p["name"]))
+	}
+	if got := strings.Join(params, ","); got != "x-tenant-id,limit,next_token,status,type,capability" {
+		t.Errorf("list-agents parameters = %s", got)
+	}
+	get := doc.Paths["/api/v1/agents/{id}"]["get"]
+	if !strings.Contains(fmt.Sprint(get.Parameters), "Agent id (ULID") {
+		t.Errorf("get-agent's id is not documented as an agent id: %v", get.Parameters)
+	}
+	if create := doc.Paths["/api/v1/ssh-keys"]["post"]; create.Responses["402"] == nil || create.Responses["409"] == nil ||
+		!strings.Contains(fmt.Sprint(create.Responses["422"]), "private_key_rejected") {
+		t.Errorf("create-ssh-key responses = %v", create.Responses)
+	}
 }

@@ -1,6 +1,6 @@
-// Package tenantlookup answers the authenticator's questions about memberships and API
-// keys by asking the tenant service over NATS (svc.tenant.v1.lookup_*). It implements
-// auth.Lookups.
+// Package tenantlookup answers the authenticator's questions about memberships, API
+// keys and tenants' standing by asking the tenant service over NATS
+// (svc.tenant.v1.lookup_*). It implements auth.Lookups.
 package tenantlookup
 
 import (
@@ -11,8 +11,8 @@ import (
 )
 
 // Client calls the tenant service's lookup endpoints as the system. Errors are
-// *natsrpc.Error: 404 when there is no such membership or key, 503/504 when the tenant
-// service is down or slow.
+// *natsrpc.Error: 404 when there is no such membership, key or tenant, 503/504 when the
+// tenant service is down or slow.
 type Client struct {
 	rpc *natsrpc.Client
 }
@@ -51,5 +51,13 @@ func (c *Client) APIKey(ctx context.Context, keyHash string) (tenantv1.LookupAPI
 	var out tenantv1.LookupAPIKeyResponse
 	err := c.rpc.Call(system(ctx), tenantv1.Subject(tenantv1.OpLookupAPIKey),
 		&tenantv1.LookupAPIKeyRequest{KeyHash: keyHash}, &out)
+	return out, err
+}
+
+// Tenant returns a live tenant's status and tier.
+func (c *Client) Tenant(ctx context.Context, tenantID string) (tenantv1.TenantStanding, error) {
+	var out tenantv1.TenantStanding
+	err := c.rpc.Call(system(ctx), tenantv1.Subject(tenantv1.OpLookupTenant),
+		&tenantv1.LookupTenantRequest{TenantID: tenantID}, &out)
 	return out, err
 }

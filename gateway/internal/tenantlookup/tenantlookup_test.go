@@ -60,7 +60,23 @@ func TestLookups(t *testing.T) {
 			record(ctx)
 			return &tenantv1.LookupAPIKeyResponse{TenantID: "tenant-of-" + r.KeyHash, TenantStatus: "suspended"}, nil
 		})))
+	must(t, g.AddEndpoint(tenantv1.OpLookupTenant, natsrpc.Handle(srv, tenantv1.OpLookupTenant,
+		func(ctx context.Context, r *tenantv1.LookupTenantRequest) (*tenantv1.TenantStanding, error) {
+			record(ctx)
+			if r.TenantID != tid {
+				return nil, natsrpc.NotFound("tenant not found")
+			}
+			return &tenantv1.TenantStanding{TenantID: r.TenantID, TenantStatus: "active", TenantTier: "pro"}, nil
+		})))
 	must(t, nc.Flush())
+
+	st, err := c.Tenant(ctx, tid)
+	if err != nil || st.TenantID != tid || st.TenantStatus != "active" || st.TenantTier != "pro" {
+		t.Fatalf("tenant = %+v, %v", st, err)
+	}
+	if _, err := c.Tenant(ctx, "abcdef00-0000-4000-8000-000000000002"); statusOf(err) != http.StatusNotFound {
+		t.Fatalf("unknown tenant: %v", err)
+	}
 
 	m, err := c.Membership(ctx, tid, "alice")
 	if err != nil || m.Role != "owner" || m.TenantID != tid {
@@ -80,7 +96,7 @@ func TestLookups(t *testing.T) {
 	// Lookups go out as the system, keeping the request id; never as the caller.
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 4 {
+	if len(seen) != 6 {
 		t.Fatalf("%d calls seen", len(seen))
 	}
 	for _, id := range seen {
