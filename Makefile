@@ -13,8 +13,9 @@ LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).GitSHA=$(GIT_SHA)
 # Discovered, so a new service or module is picked up without editing this file.
 # Modules: every folder with a go.mod (they must also be listed in go.work).
 MODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path '*/node_modules/*' -not -path './.git/*')))
-# Binaries: every main package under gateway/cmd and services/*/cmd, plus the launcher.
-CMDS := $(sort $(patsubst %/,%,$(wildcard gateway/cmd/*/) $(wildcard services/*/cmd/*/))) scripts/launcher
+# Binaries: every main package under gateway/cmd and services/*/cmd, plus the launcher and
+# the agent login example.
+CMDS := $(sort $(patsubst %/,%,$(wildcard gateway/cmd/*/) $(wildcard services/*/cmd/*/))) scripts/launcher scripts/agent-login
 PKGS := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 # Suites that also run against DynamoDB: the store adapters and every service module.
 DYNAMO_PKGS := ./services/kit/store/... $(addprefix ./,$(addsuffix /...,$(filter-out services/kit,$(filter services/%,$(MODULES)))))
@@ -23,8 +24,11 @@ GO_FILES = $(shell find $(MODULES) -name '*.go' -not -path '*/node_modules/*')
 # 2 cores: two test binaries at a time; -count=1 so results are never cached.
 TEST_FLAGS ?= -count=1 -p 2
 WITH_DYNALITE := scripts/dynalite/with-dynalite.sh
+# Fuzz targets (func Fuzz*) are discovered in these packages; each runs FUZZ_TIME.
+FUZZ_PKGS ?= ./services/sshkey/...
+FUZZ_TIME ?= 10s
 
-.PHONY: help build run token test test-unit test-dynamodb test-e2e lint bench bench-go clean
+.PHONY: help build run token test test-unit test-fuzz test-dynamodb test-e2e lint bench bench-go clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -41,11 +45,20 @@ token: ## print a user token for local-user (ROLE=platform_admin, SUB=someone-el
 	@go build -o bin/launcher ./scripts/launcher
 	@bin/launcher token $(if $(ROLE),-role $(ROLE)) $(if $(SUB),-sub $(SUB))
 
-test: lint test-unit test-dynamodb test-e2e ## everything: lint, -race tests, DynamoDB legs, end-to-end
+test: lint test-unit test-fuzz test-dynamodb test-e2e ## everything: lint, -race tests, fuzzing, DynamoDB legs, end-to-end
 	@echo "make test: all passed"
 
 test-unit: ## unit and integration tests of every module with -race (end-to-end excluded)
 	go test -race $(TEST_FLAGS) $$(go list $(PKGS) | grep -v '/scripts/e2e$$')
+
+test-fuzz: ## each fuzz target of FUZZ_PKGS (the sshkey service) for FUZZ_TIME (10s), after its seed corpus
+	@list="$$(go test -list '^Fuzz' $(FUZZ_PKGS) 2>&1)" || { echo "$$list"; exit 1; }; \
+	targets="$$(awk '/^Fuzz/ {n[++c] = $$1; next} /^(ok|\?)/ {for (i = 1; i <= c; i++) print $$2 " " n[i]; c = 0}' <<<"$$list")"; \
+	if [[ -z "$$targets" ]]; then echo "test-fuzz: no fuzz targets in $(FUZZ_PKGS)"; exit 1; fi; \
+	while read -r pkg target; do \
+		echo "go test -run '^$$' -fuzz '^$$target\$$' -fuzztime $(FUZZ_TIME) $$pkg"; \
+		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZ_TIME) "$$pkg"; \
+	done <<<"$$targets"
 
 test-dynamodb: ## the store and service suites against DynamoDB (dynalite), with -race
 	$(WITH_DYNALITE) go test -race $(TEST_FLAGS) $(DYNAMO_PKGS)

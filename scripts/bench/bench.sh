@@ -4,7 +4,9 @@
 # measures, back to back:
 #   1. the stack's reference (shared/stackbench): Fiber → one NATS hop → micro, no auth, no store;
 #   2. GET /api/v1/tenants/{id} through the gateway (auth, tenant access, one NATS hop, bbolt);
-#   3. the same tenant endpoint called directly over NATS (svc.tenant.v1.get).
+#   3. the same tenant endpoint called directly over NATS (svc.tenant.v1.get);
+#   4. GET /api/v1/agents/{id} through the gateway (PERFORMANCE.md's first row: ≥ 0.6 × 1.);
+#   5. the same agent endpoint called directly over NATS (svc.agent.v1.get).
 # Needs wrk (Debian: apt-get install wrk). Env: DURATION (10s), CONNS (64),
 # STACKBENCH (path to shared/stackbench; skipped when absent), LOG_LEVEL (info).
 set -euo pipefail
@@ -39,7 +41,16 @@ wrk_line() { # label, wrk args...: prints "label: N req/s p50 p99"
 	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
 	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $label had non-2xx replies:"; echo "$out"; exit 1; fi
 	results+=("$(printf '%-44s %10s req/s  p50 %8s  p99 %8s' "$label" "$rps" "$p50" "$p99")")
+	last_rps=$rps
 }
+natsload_line() { # label, natsload args...: the same columns from natsload's one line
+	local label=$1; shift
+	local out
+	out=$("$work/natsload" -url "$NATS_URL" -c "$CONNS" -d "$DURATION" "$@")
+	if ! grep -q 'errors=0$' <<<"$out"; then echo "bench: $label had error replies:"; echo "$out"; exit 1; fi
+	results+=("$(awk -v l="$label" '{printf "%-44s %10s req/s  p50 %8s  p99 %8s", l, $5, substr($7,5), substr($8,5)}' <<<"$out")")
+}
+ref_rps=""
 
 # 1. Reference: the stack's own limit for one hop.
 if [[ -d $STACKBENCH ]]; then
@@ -51,30 +62,47 @@ if [[ -d $STACKBENCH ]]; then
 	NATS_URL="nats://127.0.0.1:$np" "$work/sb/fiber-nats" -addr "127.0.0.1:$hp" >"$work/fn.log" 2>&1 & pids+=($!)
 	sleep 1
 	wrk_line "stackbench fiber-nats (reference)" "http://127.0.0.1:$hp/api/v1/agents/01JBENCHAGENT0000000000001"
+	ref_rps=$last_rps
 	kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=()
 else
 	echo "bench: $STACKBENCH not found; skipping the reference"
 fi
 
-# 2 and 3. The fleet on the embedded store.
+# 2 to 5. The fleet on the embedded store.
 hp=$(free_port); np=$(free_port); mp=$(free_port)
 # Production logging (one JSON line per request at the gateway and per operation in the
 # service) is part of what is measured; LOG_LEVEL=warn shows the cost without it.
 export HTTP_ADDR="127.0.0.1:$hp" NATS_URL="nats://127.0.0.1:$np" DATA_DIR="$work/data" METRICS_ADDR="127.0.0.1:$mp"
 export LOG_LEVEL=${LOG_LEVEL:-info} LOG_FORMAT=${LOG_FORMAT:-json}
 bin/launcher run >"$work/fleet.log" 2>&1 & pids+=($!)
-for _ in $(seq 100); do curl -fs "http://$HTTP_ADDR/health" >/dev/null 2>&1 && break; sleep 0.2; done
+# The banner comes once /health lists every service the launcher started.
+for _ in $(seq 300); do grep -q 'ArtCafe PubSub is running' "$work/fleet.log" && break; sleep 0.2; done
+grep -q 'ArtCafe PubSub is running' "$work/fleet.log" || { echo "bench: the fleet did not start:"; tail -50 "$work/fleet.log"; exit 1; }
 token=$(bin/launcher token)
 tenant=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/tenants" -H "Authorization: Bearer $token" \
 	-H 'Content-Type: application/json' -d '{"name":"bench","admin_email":"bench@example.com"}' |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
 
 wrk_line "gateway GET /api/v1/tenants/{id}" -H "Authorization: Bearer $token" "http://$HTTP_ADDR/api/v1/tenants/$tenant"
-direct=$("$work/natsload" -url "$NATS_URL" -subject svc.tenant.v1.get -c "$CONNS" -d "$DURATION" \
+natsload_line "direct NATS svc.tenant.v1.get" -subject svc.tenant.v1.get \
 	-data "{\"tenant_id\":\"$tenant\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
-	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner")
-results+=("$(awk '{printf "%-44s %10s req/s  p50 %8s  p99 %8s", "direct NATS svc.tenant.v1.get", $5, substr($7,5), substr($8,5)}' <<<"$direct")")
+	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner"
+
+# One agent of the bench tenant (basic plan), read through the gateway and directly; the
+# direct call carries the identity the gateway would send (tenant, user, role, plan).
+agent=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/agents" -H "Authorization: Bearer $token" -H "x-tenant-id: $tenant" \
+	-H 'Content-Type: application/json' -d '{"name":"bench-agent","capabilities":[{"name":"bench"}],"metadata":{"k":"v"}}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"]["id"])')
+wrk_line "gateway GET /api/v1/agents/{id}" -H "Authorization: Bearer $token" -H "x-tenant-id: $tenant" \
+	"http://$HTTP_ADDR/api/v1/agents/$agent"
+agent_rps=$last_rps
+natsload_line "direct NATS svc.agent.v1.get" -subject svc.agent.v1.get \
+	-data "{\"agent_id\":\"$agent\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
+	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner" -H "Artcafe-Plan: basic"
 
 echo
 echo "make bench ($(nproc) cores, wrk -t2 -c$CONNS -d$DURATION; natsload -c$CONNS):"
 printf '  %s\n' "${results[@]}"
+if [[ -n $ref_rps ]]; then
+	awk -v a="$agent_rps" -v r="$ref_rps" 'BEGIN {printf "  GET /api/v1/agents/{id} = %.2f x fiber-nats (target >= 0.6)\n", a / r}'
+fi

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,12 @@ func (r reply) String() string {
 	return fmt.Sprintf("%s %s → %d %s", r.Method, r.Path, r.Status, tail(string(r.Body), 2000))
 }
 
+// decode unmarshals the body into v after zeroing it: json merges into existing maps, and
+// a variable reused for a second reply must show only that reply.
 func (r reply) decode(v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv.Elem().SetZero()
+	}
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		return fmt.Errorf("%s: body is not the expected JSON: %w", r, err)
 	}

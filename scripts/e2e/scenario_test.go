@@ -32,6 +32,7 @@ type story struct {
 	deletedAPIKey   string   // its last API key
 	daveTenants     []string // the 12 tenants dave belongs to
 	daveOwnedTenant string
+	agents          agentStory // the agents scenario's
 }
 
 // tenantPath is /api/v1/tenants/<id><rest>.

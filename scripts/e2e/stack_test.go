@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 )
 
@@ -27,8 +29,10 @@ import (
 func TestEmbeddedStack(t *testing.T) {
 	env := newStackEnv(t)
 	runLeg(t, env, func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(env.DataDir, "tenants.db")); err != nil {
-			t.Fatalf("embedded leg: no tenants.db in DATA_DIR: %v", err)
+		for _, f := range []string{"tenants.db", "agents.db", "ssh-keys.db"} {
+			if _, err := os.Stat(filepath.Join(env.DataDir, f)); err != nil {
+				t.Fatalf("embedded leg: no %s in DATA_DIR: %v", f, err)
+			}
 		}
 	})
 }
@@ -43,12 +47,14 @@ func TestDynamoDBStack(t *testing.T) {
 	env.Dynamo, env.Endpoint = true, endpoint
 	env.TablePrefix = "e2e-" + randomHex(t, 4) + "-"
 	runLeg(t, env, func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(env.DataDir, "tenants.db")); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("DynamoDB leg: tenants.db exists in DATA_DIR (err %v): the embedded store ran", err)
-		}
 		tables := dynamoTables(t, endpoint)
-		if !slices.Contains(tables, env.TablePrefix+"tenants") {
-			t.Fatalf("DynamoDB leg: no table %stenants in dynalite (tables: %v)", env.TablePrefix, tables)
+		for _, table := range []string{"tenants", "agents", "ssh-keys"} {
+			if _, err := os.Stat(filepath.Join(env.DataDir, table+".db")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("DynamoDB leg: %s.db exists in DATA_DIR (err %v): the embedded store ran", table, err)
+			}
+			if !slices.Contains(tables, env.TablePrefix+table) {
+				t.Fatalf("DynamoDB leg: no table %s%s in dynalite (tables: %v)", env.TablePrefix, table, tables)
+			}
 		}
 	})
 }
@@ -63,6 +69,8 @@ func runLeg(t *testing.T, env stackEnv, assertBackend func(t *testing.T)) {
 	// The checks after the scenario do not need it to have passed; the restart check
 	// needs the story to have reached its end (the deletion).
 	t.Run("scenario", func(t *testing.T) { runScenario(t, env, c, &st) })
+	t.Run("agents", func(t *testing.T) { runAgents(t, env, c, &st.agents) })
+	t.Run("service metrics", func(t *testing.T) { checkServiceMetrics(t, env) })
 	step(t, "stop", func(t *testing.T) { l.stop(t) })
 	step(t, "backend", assertBackend)
 	step(t, "secret never printed", func(t *testing.T) {
@@ -78,13 +86,18 @@ func runLeg(t *testing.T, env stackEnv, assertBackend func(t *testing.T)) {
 			t.Fatal("the JWT secret appears in the stack's output")
 		}
 	})
-	if st.deletedTenant == "" {
-		t.Fatal("the scenario stopped early: the restart check is skipped")
+	step(t, "private keys and login responses never printed", func(t *testing.T) {
+		neverLogged(t, l.out.String(), st.agents.secrets)
+	})
+	if st.deletedTenant == "" || !st.agents.done {
+		t.Fatal("a scenario stopped early: the restart check is skipped")
 	}
 	step(t, "data survives a restart", func(t *testing.T) {
 		l2 := startLauncher(t, env)
 		checkSurvived(t, c, st)
+		checkAgentsSurvived(t, c, st.agents)
 		l2.stop(t)
+		neverLogged(t, l2.out.String(), st.agents.secrets)
 	})
 }
 
@@ -95,6 +108,8 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 		"API:     " + l.env.baseURL() + "/api/v1",
 		"Docs:    " + l.env.baseURL() + "/docs",
 		"tenant   | started ",
+		"agent    | started ",
+		"sshkey   | started ",
 		"gateway  | started ",
 	} {
 		if !strings.Contains(out, want) {
@@ -119,7 +134,7 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 		Services      map[string]int `json:"services"`
 	}
 	c.expect(t, http.StatusOK, &h, get, "/health")
-	if !h.NATSConnected || h.Services["tenant"] < 1 {
+	if !h.NATSConnected || h.Services["tenant"] < 1 || h.Services["agent"] < 1 || h.Services["sshkey"] < 1 {
 		t.Fatalf("/health = %+v", h)
 	}
 	for _, name := range []string{"tenant", "agent", "sshkey", "channel", "usage"} {
@@ -131,33 +146,40 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 
 var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
-// checkMicroInfo: `nats micro info tenant` against the fleet's NATS shows the build.
+// checkMicroInfo: `nats micro info <service>` against the fleet's NATS shows the build of
+// every service.
 func checkMicroInfo(t *testing.T, natsURL string) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request("$SRV.INFO.tenant", nil, 5*time.Second)
-	if err != nil {
-		t.Fatalf("$SRV.INFO.tenant: %v", err)
-	}
-	var info micro.Info
-	if err := json.Unmarshal(msg.Data, &info); err != nil {
-		t.Fatalf("$SRV.INFO.tenant reply %q: %v", msg.Data, err)
-	}
-	if info.Name != tenantv1.Service || !semver.MatchString(info.Version) || info.Version != buildVersion {
-		t.Fatalf("info name %q version %q (want the stamped %q)", info.Name, info.Version, buildVersion)
-	}
-	if info.Metadata["git_sha"] != buildGitSHA || info.Metadata["contract_version"] != tenantv1.Version {
-		t.Fatalf("info metadata %v", info.Metadata)
-	}
-	var subjects []string
-	for _, ep := range info.Endpoints {
-		subjects = append(subjects, ep.Subject)
-	}
-	if !slices.Contains(subjects, tenantv1.Subject(tenantv1.OpCreate)) {
-		t.Fatalf("endpoints %v lack %s", subjects, tenantv1.Subject(tenantv1.OpCreate))
+	for _, svc := range []struct{ name, version, subject string }{
+		{tenantv1.Service, tenantv1.Version, tenantv1.Subject(tenantv1.OpCreate)},
+		{agentv1.Service, agentv1.Version, agentv1.Subject(agentv1.OpGet)},
+		{sshkeyv1.Service, sshkeyv1.Version, sshkeyv1.Subject(sshkeyv1.OpVerify)},
+	} {
+		msg, err := nc.Request("$SRV.INFO."+svc.name, nil, 5*time.Second)
+		if err != nil {
+			t.Fatalf("$SRV.INFO.%s: %v", svc.name, err)
+		}
+		var info micro.Info
+		if err := json.Unmarshal(msg.Data, &info); err != nil {
+			t.Fatalf("$SRV.INFO.%s reply %q: %v", svc.name, msg.Data, err)
+		}
+		if info.Name != svc.name || !semver.MatchString(info.Version) || info.Version != buildVersion {
+			t.Fatalf("info name %q version %q (want %s, the stamped %q)", info.Name, info.Version, svc.name, buildVersion)
+		}
+		if info.Metadata["git_sha"] != buildGitSHA || info.Metadata["contract_version"] != svc.version {
+			t.Fatalf("%s info metadata %v", svc.name, info.Metadata)
+		}
+		var subjects []string
+		for _, ep := range info.Endpoints {
+			subjects = append(subjects, ep.Subject)
+		}
+		if !slices.Contains(subjects, svc.subject) {
+			t.Fatalf("%s endpoints %v lack %s", svc.name, subjects, svc.subject)
+		}
 	}
 }
 
@@ -186,6 +208,25 @@ func checkMetrics(t *testing.T, env stackEnv, c *client, tok string) {
 	}
 	if r := c.do(t, get, "/metrics"); r.Status == http.StatusOK {
 		t.Fatalf("metrics on the public port: %s", r)
+	}
+}
+
+// checkServiceMetrics: the agent and sshkey services serve their metrics at the launcher's
+// ports for them (+2, +3: their places in its list), with samples of the scenario's calls.
+func checkServiceMetrics(t *testing.T, env stackEnv) {
+	for _, m := range []struct {
+		name   string
+		offset int
+	}{{"agent", 2}, {"sshkey", 3}} {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(env.MetricsBase+m.offset) + "/metrics")
+		if err != nil {
+			t.Fatalf("%s metrics: %v", m.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "artcafe_rpc_request") {
+			t.Fatalf("%s metrics (%d) lack artcafe_rpc_request*:\n%s", m.name, resp.StatusCode, tail(string(b), 3000))
+		}
 	}
 }
 
