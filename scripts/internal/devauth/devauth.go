@@ -40,18 +40,25 @@ func LoadOrCreateSecret(dataDir string) (string, error) {
 			return "", fmt.Errorf("devauth: random secret: %w", err)
 		}
 		secret = hex.EncodeToString(raw)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
+		// Write a temporary file, then link it into place: the link fails if another
+		// launcher got there first, and a reader never sees a half-written secret.
+		tmp, err := os.CreateTemp(dataDir, SecretFile+".tmp-*")
+		if err != nil {
+			return "", fmt.Errorf("devauth: create secret: %w", err)
+		}
+		_, werr := tmp.WriteString(secret + "\n")
+		cerr := tmp.Close()
+		if werr != nil || cerr != nil {
+			_ = os.Remove(tmp.Name())
+			return "", fmt.Errorf("devauth: write secret: %w", errors.Join(werr, cerr))
+		}
+		lerr := os.Link(tmp.Name(), path)
+		_ = os.Remove(tmp.Name())
+		if errors.Is(lerr, fs.ErrExist) {
 			continue // another launcher won the race: read its secret
 		}
-		if err != nil {
-			return "", fmt.Errorf("devauth: create %s: %w", path, err)
-		}
-		_, werr := f.WriteString(secret + "\n")
-		cerr := f.Close()
-		if werr != nil || cerr != nil {
-			_ = os.Remove(path)
-			return "", fmt.Errorf("devauth: write %s: %w", path, errors.Join(werr, cerr))
+		if lerr != nil {
+			return "", fmt.Errorf("devauth: create %s: %w", path, lerr)
 		}
 		return secret, nil
 	}
