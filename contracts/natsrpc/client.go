@@ -45,6 +45,19 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 // 504 upstream_timeout, an error reply → its own status and code, a reply that cannot be
 // decoded → 502 bad_gateway.
 func (c *Client) Call(ctx context.Context, subject string, req, resp any) error {
+	data, err := c.CallRaw(ctx, subject, req)
+	if err != nil || resp == nil {
+		return err
+	}
+	if err := json.Unmarshal(data, resp); err != nil {
+		return NewError(http.StatusBadGateway, CodeBadGateway, "upstream reply could not be decoded")
+	}
+	return nil
+}
+
+// CallRaw is Call returning the success reply's JSON undecoded, for callers that relay
+// it (the gateway). Failures are the same *Error values as Call's.
+func (c *Client) CallRaw(ctx context.Context, subject string, req any) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -54,7 +67,7 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 	if req != nil {
 		b, err := json.Marshal(req)
 		if err != nil {
-			return err // a programming error on the caller's side
+			return nil, err // a programming error on the caller's side
 		}
 		msg.Data = b
 	}
@@ -63,18 +76,12 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
-		return transportError(err)
+		return nil, transportError(err)
 	}
 	if e := ReplyError(reply); e != nil {
-		return e
+		return nil, e
 	}
-	if resp == nil {
-		return nil
-	}
-	if err := json.Unmarshal(reply.Data, resp); err != nil {
-		return NewError(http.StatusBadGateway, CodeBadGateway, "upstream reply could not be decoded")
-	}
-	return nil
+	return reply.Data, nil
 }
 
 // transportError classifies a failed request: nobody listening is 503, anything that

@@ -231,7 +231,7 @@ func (s *Server) serve(op string, hdr nats.Header, reply string, call func(conte
 			log.Error().Err(err).Int("status", status).Dur("duration", time.Since(start)).Msg("request failed")
 		}
 	} else {
-		b, mErr := json.Marshal(resp)
+		b, mErr := encodeReply(resp)
 		if mErr != nil {
 			status = http.StatusInternalServerError
 			out = errorMsg(Internal())
@@ -253,6 +253,19 @@ func (s *Server) serve(op string, hdr nats.Header, reply string, call func(conte
 	if s.observe != nil {
 		s.observe(op, status, d)
 	}
+}
+
+// Encoded is implemented by reply types that hold their JSON already (a service relaying
+// a stored record): Handle sends EncodedJSON as it is, without a pass of encoding/json.
+type Encoded interface {
+	EncodedJSON() []byte
+}
+
+func encodeReply(resp any) ([]byte, error) {
+	if e, ok := resp.(Encoded); ok {
+		return e.EncodedJSON(), nil
+	}
+	return json.Marshal(resp)
 }
 
 func errorMsg(e *Error) *nats.Msg {

@@ -61,6 +61,8 @@ func TestCallRoundTrip(t *testing.T) {
 		Role:          natsrpc.RoleAdmin,
 		Email:         "someone@example.com",
 		PlatformAdmin: true,
+		Plan:          "pro",
+		ClientIP:      "192.0.2.7",
 	}
 	ctx := natsrpc.WithIdentity(ctxTimeout(t, 10*time.Second), id)
 	var resp echoResp
@@ -812,4 +814,30 @@ func TestObserver(t *testing.T) {
 	if seen[0].op != "ok" || seen[0].d < 5*time.Millisecond {
 		t.Errorf("ok observed with duration %v, want at least the handler's 5ms", seen[0].d)
 	}
+}
+
+// preEncoded is a reply that already holds its JSON.
+type preEncoded struct{ json []byte }
+
+func (p *preEncoded) EncodedJSON() []byte { return p.json }
+
+func TestEncodedReplyAndCallRaw(t *testing.T) {
+	r := newRig(t)
+	srv := r.server()
+	const stored = `{"agent":{"id":"X","n":12345678901234567890}}`
+	r.service(t, map[string]micro.Handler{
+		"raw": natsrpc.Handle(srv, "raw", func(ctx context.Context, _ *echoReq) (*preEncoded, error) {
+			return &preEncoded{json: []byte(stored)}, nil
+		}),
+	})
+	ctx := ctxTimeout(t, 10*time.Second)
+	got, err := r.client.CallRaw(ctx, subject("raw"), echoReq{Text: "x"})
+	if err != nil {
+		t.Fatalf("CallRaw: %v", err)
+	}
+	if string(got) != stored {
+		t.Fatalf("CallRaw = %s, want the bytes as the handler encoded them: %s", got, stored)
+	}
+	_, err = r.client.CallRaw(ctx, subject("missing"), nil)
+	wantError(t, err, http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
 }
