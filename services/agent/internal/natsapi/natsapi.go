@@ -53,6 +53,18 @@ type agentReply struct {
 	Agent json.RawMessage `json:"agent"`
 }
 
+// EncodedJSON writes the reply without a pass of encoding/json over the stored bytes
+// (natsrpc.Encoded).
+func (r *agentReply) EncodedJSON() []byte {
+	if len(r.Agent) == 0 {
+		return []byte(`{"agent":null}`)
+	}
+	b := make([]byte, 0, len(r.Agent)+10)
+	b = append(b, `{"agent":`...)
+	b = append(b, r.Agent...)
+	return append(b, '}')
+}
+
 // listReply is agentv1.ListResponse with the agents relayed as stored.
 type listReply struct {
 	Agents []json.RawMessage `json:"agents"`
