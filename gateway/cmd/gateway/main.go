@@ -46,7 +46,8 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := logx.New("gateway", cfg.Level, cfg.Format)
+	log, flush := logx.New("gateway", cfg.Level, cfg.Format)
+	defer flush()
 	log.Info().Str("version", buildinfo.Version).Str("git_sha", buildinfo.GitSHA).Msg("starting")
 
 	// Bind first: a busy port is a clear start-up failure, not a later surprise.

@@ -9,14 +9,15 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 )
 
-// AgentEnvelope wraps one agent. It decodes the service's agentv1.AgentResponse directly
-// (same "agent" key), relaying the agent's JSON as it came.
+// AgentEnvelope wraps one agent: the reply schema. Handlers relay the service's
+// agentv1.AgentResponse with "success" spliced in (request.relay).
 type AgentEnvelope struct {
 	Agent   Raw[agentv1.Agent] `json:"agent"`
 	Success bool               `json:"success"`
 }
 
-// AgentCreated is the reply of POST /agents: the service's agentv1.CreateResponse, relayed.
+// AgentCreated is the reply of POST /agents: the service's agentv1.CreateResponse, relayed
+// with "success" spliced in.
 type AgentCreated struct {
 	Agent   Raw[agentv1.Agent] `json:"agent"`
 	Key     Raw[sshkeyv1.Key]  `json:"key,omitempty" doc:"the SSH key registered from public_key (type agent); absent without public_key"`
@@ -73,12 +74,7 @@ func (a *api) createAgent(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out AgentCreated
-	if err := r.call(agentv1.Subject(agentv1.OpCreate), &agentv1.CreateRequest{Agent: body}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusCreated, out)
+	return r.relay(http.StatusCreated, agentv1.Subject(agentv1.OpCreate), &agentv1.CreateRequest{Agent: body})
 }
 
 func (a *api) getAgent(r *request) error {
@@ -86,12 +82,7 @@ func (a *api) getAgent(r *request) error {
 	if err != nil {
 		return err
 	}
-	var out AgentEnvelope
-	if err := r.call(agentv1.Subject(agentv1.OpGet), &agentv1.GetRequest{AgentID: id}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, agentv1.Subject(agentv1.OpGet), &agentv1.GetRequest{AgentID: id})
 }
 
 func (a *api) updateAgent(r *request) error {
@@ -108,12 +99,7 @@ func (a *api) updateAgent(r *request) error {
 	if r.principal.Kind == natsrpc.KindAgent && !body.AgentEditable() {
 		return natsrpc.Forbidden("an agent may change only its description, capabilities and metadata")
 	}
-	var out AgentEnvelope
-	if err := r.call(agentv1.Subject(agentv1.OpUpdate), &agentv1.UpdateRequest{AgentID: id, Changes: body}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, agentv1.Subject(agentv1.OpUpdate), &agentv1.UpdateRequest{AgentID: id, Changes: body})
 }
 
 func (a *api) setAgentStatus(r *request) error {
@@ -125,12 +111,7 @@ func (a *api) setAgentStatus(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out AgentEnvelope
-	if err := r.call(agentv1.Subject(agentv1.OpSetStatus), &agentv1.SetStatusRequest{AgentID: id, Changes: body}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, agentv1.Subject(agentv1.OpSetStatus), &agentv1.SetStatusRequest{AgentID: id, Changes: body})
 }
 
 func (a *api) deleteAgent(r *request) error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -143,6 +144,39 @@ func (r *request) call(subject string, req, resp any) error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.api.upstreamTimeout)
 	defer cancel()
 	return r.api.rpc.Call(ctx, subject, req, resp)
+}
+
+// relay makes one upstream request and answers with the service's reply object plus
+// "success": true, spliced in without decoding it. A single-resource reply ({"agent":
+// …}, {"key": …}) is the HTTP envelope already; relaying it raw keeps two JSON passes
+// off the gateway's hottest path.
+func (r *request) relay(status int, subject string, req any) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.api.upstreamTimeout)
+	defer cancel()
+	data, err := r.api.rpc.CallRaw(ctx, subject, req)
+	if err != nil {
+		return err
+	}
+	body, ok := withSuccess(data)
+	if !ok {
+		return natsrpc.NewError(http.StatusBadGateway, natsrpc.CodeBadGateway, "upstream reply is not a JSON object")
+	}
+	r.c.Status(status).Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	return r.c.Send(body)
+}
+
+// withSuccess returns the JSON object obj with "success":true added as its last member.
+func withSuccess(obj []byte) ([]byte, bool) {
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+		return nil, false
+	}
+	out := make([]byte, 0, len(obj)+16)
+	out = append(out, obj[:len(obj)-1]...)
+	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
+		out = append(out, ',')
+	}
+	return append(out, `"success":true}`...), true
 }
 
 // reply writes v as JSON with status.

@@ -210,3 +210,23 @@ func TestHeaderScopedResolution(t *testing.T) {
 	e.setStatus(t1, "suspended")
 	e.expect(e.do("GET", "/api/v1/test-scope", nil, hdr(owen, t1)), 403, "tenant_suspended")
 }
+
+func TestWithSuccess(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`{"agent":{"id":"A"}}`, `{"agent":{"id":"A"},"success":true}`},
+		{` {"key":{}} ` + "\n", `{"key":{},"success":true}`},
+		{`{}`, `{"success":true}`},
+		{`{ }`, `{ "success":true}`},
+	}
+	for _, c := range cases {
+		got, ok := withSuccess([]byte(c.in))
+		if !ok || string(got) != c.want {
+			t.Errorf("withSuccess(%q) = %q, %v; want %q", c.in, got, ok, c.want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `"x"`, `{`, `null`} {
+		if _, ok := withSuccess([]byte(bad)); ok {
+			t.Errorf("withSuccess(%q) accepted a non-object", bad)
+		}
+	}
+}

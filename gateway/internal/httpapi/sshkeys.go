@@ -7,8 +7,8 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 )
 
-// KeyEnvelope wraps one SSH key. It decodes the service's sshkeyv1.KeyResponse directly,
-// relaying the key's JSON as it came.
+// KeyEnvelope wraps one SSH key: the reply schema. Handlers relay the service's
+// sshkeyv1.KeyResponse with "success" spliced in (request.relay).
 type KeyEnvelope struct {
 	Key     Raw[sshkeyv1.Key] `json:"key"`
 	Success bool              `json:"success"`
@@ -71,12 +71,7 @@ func (a *api) createKey(r *request) error {
 		return err
 	}
 	body.AgentID = upperID(body.AgentID)
-	var out KeyEnvelope
-	if err := r.call(sshkeyv1.Subject(sshkeyv1.OpCreate), &sshkeyv1.CreateRequest{Key: body}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusCreated, out)
+	return r.relay(http.StatusCreated, sshkeyv1.Subject(sshkeyv1.OpCreate), &sshkeyv1.CreateRequest{Key: body})
 }
 
 func (a *api) getKey(r *request) error {
@@ -84,12 +79,7 @@ func (a *api) getKey(r *request) error {
 	if err != nil {
 		return err
 	}
-	var out KeyEnvelope
-	if err := r.call(sshkeyv1.Subject(sshkeyv1.OpGet), &sshkeyv1.GetRequest{KeyID: id}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, sshkeyv1.Subject(sshkeyv1.OpGet), &sshkeyv1.GetRequest{KeyID: id})
 }
 
 func (a *api) revokeKey(r *request) error {
@@ -101,12 +91,7 @@ func (a *api) revokeKey(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out KeyEnvelope
-	if err := r.call(sshkeyv1.Subject(sshkeyv1.OpRevoke), &sshkeyv1.RevokeRequest{KeyID: id, Changes: body}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, sshkeyv1.Subject(sshkeyv1.OpRevoke), &sshkeyv1.RevokeRequest{KeyID: id, Changes: body})
 }
 
 func (a *api) deleteKey(r *request) error {

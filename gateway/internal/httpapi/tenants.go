@@ -22,8 +22,8 @@ type TenantCreated struct {
 	Success    bool                 `json:"success"`
 }
 
-// TenantEnvelope wraps one tenant. It decodes the service's tenantv1.TenantResponse
-// directly (same "tenant" key), relaying the tenant's JSON as it came.
+// TenantEnvelope wraps one tenant: the reply schema. Handlers relay the service's
+// tenantv1.TenantResponse with "success" spliced in (request.relay).
 type TenantEnvelope struct {
 	Tenant  Raw[tenantv1.Tenant] `json:"tenant"`
 	Success bool                 `json:"success"`
@@ -35,8 +35,8 @@ type TenantList struct {
 	NextToken *string           `json:"next_token" doc:"opaque; null on the last page"`
 }
 
-// MemberEnvelope wraps one member; like TenantEnvelope it decodes the service's
-// tenantv1.MemberResponse directly.
+// MemberEnvelope wraps one member: the reply schema; handlers relay the service's
+// tenantv1.MemberResponse like TenantEnvelope.
 type MemberEnvelope struct {
 	Member  Raw[tenantv1.Member] `json:"member"`
 	Success bool                 `json:"success"`
@@ -88,12 +88,7 @@ func (a *api) listTenants(r *request) error {
 }
 
 func (a *api) getTenant(r *request) error {
-	var out TenantEnvelope
-	if err := r.call(tenantv1.Subject(tenantv1.OpGet), &tenantv1.GetRequest{TenantID: r.access.TenantID}, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, tenantv1.Subject(tenantv1.OpGet), &tenantv1.GetRequest{TenantID: r.access.TenantID})
 }
 
 func (a *api) updateTenant(r *request) error {
@@ -101,13 +96,8 @@ func (a *api) updateTenant(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out TenantEnvelope
 	req := &tenantv1.UpdateRequest{TenantID: r.access.TenantID, Changes: body}
-	if err := r.call(tenantv1.Subject(tenantv1.OpUpdate), req, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, tenantv1.Subject(tenantv1.OpUpdate), req)
 }
 
 func (a *api) setTenantPlan(r *request) error {
@@ -115,13 +105,8 @@ func (a *api) setTenantPlan(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out TenantEnvelope
 	req := &tenantv1.SetPlanRequest{TenantID: r.access.TenantID, Changes: body}
-	if err := r.call(tenantv1.Subject(tenantv1.OpSetPlan), req, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, tenantv1.Subject(tenantv1.OpSetPlan), req)
 }
 
 func (a *api) deleteTenant(r *request) error {
@@ -161,13 +146,8 @@ func (a *api) addMember(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out MemberEnvelope
 	req := &tenantv1.MembersAddRequest{TenantID: r.access.TenantID, Member: body}
-	if err := r.call(tenantv1.Subject(tenantv1.OpMembersAdd), req, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusCreated, out)
+	return r.relay(http.StatusCreated, tenantv1.Subject(tenantv1.OpMembersAdd), req)
 }
 
 func (a *api) updateMember(r *request) error {
@@ -179,13 +159,8 @@ func (a *api) updateMember(r *request) error {
 	if err := decodeBody(r.c, &body); err != nil {
 		return err
 	}
-	var out MemberEnvelope
 	req := &tenantv1.MembersUpdateRequest{TenantID: r.access.TenantID, UserID: userID, Changes: body}
-	if err := r.call(tenantv1.Subject(tenantv1.OpMembersUpdate), req, &out); err != nil {
-		return err
-	}
-	out.Success = true
-	return r.reply(http.StatusOK, out)
+	return r.relay(http.StatusOK, tenantv1.Subject(tenantv1.OpMembersUpdate), req)
 }
 
 func (a *api) removeMember(r *request) error {
