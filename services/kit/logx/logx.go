@@ -10,9 +10,16 @@ import (
 )
 
 // New returns a logger for component at level ("debug", "info", ...) in format ("json"
-// or "console"), writing to stderr. An unknown level means info.
-func New(component, level, format string) zerolog.Logger {
-	return NewTo(os.Stderr, component, level, format)
+// or "console"), writing to stderr, and the function that writes out what is still
+// buffered (call it before the process exits). JSON output is batched (see
+// bufferedWriter); console output, for people, is written line by line.
+// An unknown level means info.
+func New(component, level, format string) (zerolog.Logger, func()) {
+	if format == "console" {
+		return NewTo(os.Stderr, component, level, format), func() {}
+	}
+	w := newBufferedWriter(os.Stderr)
+	return NewTo(w, component, level, format), w.flush
 }
 
 // NewTo is New writing to w.

@@ -52,12 +52,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "sshkey: %v\n", err)
 		os.Exit(2)
 	}
-	log := logx.New(sshkeyv1.Service, cfg.Level, cfg.Format)
+	log, flush := logx.New(sshkeyv1.Service, cfg.Level, cfg.Format)
+	defer flush()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := serve(ctx, cfg, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error().Err(err).Msg("sshkey service failed")
+		flush()
 		os.Exit(1)
 	}
 	log.Info().Msg("sshkey service stopped")

@@ -51,12 +51,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "tenant: %v\n", err)
 		os.Exit(2)
 	}
-	log := logx.New(tenantv1.Service, cfg.Level, cfg.Format)
+	log, flush := logx.New(tenantv1.Service, cfg.Level, cfg.Format)
+	defer flush()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := serve(ctx, cfg, log)
 	stop()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error().Err(err).Msg("tenant service failed")
+		flush()
 		os.Exit(1)
 	}
 	log.Info().Msg("tenant service stopped")
