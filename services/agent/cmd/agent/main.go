@@ -5,174 +5,27 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/rs/zerolog"
-
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
-	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
-	"github.com/artcafe-ai/pubsub/contracts/platform"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/events"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/sshkeys"
-	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
-	"github.com/artcafe-ai/pubsub/services/kit/config"
-	"github.com/artcafe-ai/pubsub/services/kit/logx"
-	"github.com/artcafe-ai/pubsub/services/kit/metrics"
-	"github.com/artcafe-ai/pubsub/services/kit/natsx"
-	"github.com/artcafe-ai/pubsub/services/kit/run"
-	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/cascade"
+	"github.com/artcafe-ai/pubsub/services/kit/service"
 )
 
-// Config is everything the agent service reads from the environment.
-type Config struct {
-	config.Service
-}
+func main() { service.Main(spec()) }
 
-// Shutdown bounds.
-const (
-	inflightTimeout = 10 * time.Second // requests in flight after the micro service stops
-	drainTimeout    = 5 * time.Second
-	startupTimeout  = 30 * time.Second // for NATS / JetStream to answer at start
-)
-
-func main() {
-	var cfg Config
-	if err := config.Load(&cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "agent: %v\n", err)
-		os.Exit(2)
-	}
-	log, flush := logx.New(agentv1.Service, cfg.Level, cfg.Format)
-	defer flush()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := serve(ctx, cfg, log)
-	stop()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Error().Err(err).Msg("agent service failed")
-		flush()
-		os.Exit(1)
-	}
-	log.Info().Msg("agent service stopped")
-}
-
-func serve(ctx context.Context, cfg Config, log zerolog.Logger) error {
-	log.Info().Str("version", buildinfo.Version).Str("git_sha", buildinfo.GitSHA).Msg("agent service starting")
-
-	table, err := store.Open(ctx, cfg.Store, repo.Table)
-	if err != nil {
-		return fmt.Errorf("cannot open the store: %w", err)
-	}
-	defer func() {
-		if err := table.Close(); err != nil {
-			log.Warn().Err(err).Msg("closing the store")
-		}
-	}()
-	log.Info().Str("backend", store.Backend(table)).Msg("store open")
-
-	nc, err := natsx.Connect(cfg.NATS, agentv1.Service, log)
-	if err != nil {
-		return err
-	}
-	defer natsx.Drain(nc, drainTimeout)
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	if err := ensureStream(ctx, js, log); err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := natsrpc.NewServer(nc, log, natsrpc.WithObserver(metrics.RPCObserver(reg, agentv1.Service)))
-	svc := agent.NewService(repo.New(table), sshkeys.New(natsrpc.NewClient(nc)), events.NewPublisher(nc, log))
-
-	ms, err := natsx.AddService(nc, natsx.ServiceInfo{
+func spec() service.Spec {
+	return service.Spec{
 		Name:            agentv1.Service,
 		Description:     "agents of a tenant: CRUD, filters, status override and summary, limits",
 		ContractVersion: agentv1.Version,
-	})
-	if err != nil {
-		return fmt.Errorf("micro service: %w", err)
-	}
-	if err := natsapi.Register(ms, srv, svc); err != nil {
-		_ = ms.Stop()
-		return err
-	}
-	cascade := events.NewCascade(js, svc.Purge, log)
-
-	return run.Until(ctx, log,
-		func(ctx context.Context) error { return metrics.Serve(ctx, cfg.MetricsAddr, reg, log) },
-		func(ctx context.Context) error { return serveRequests(ctx, ms, srv, cascade, log) },
-	)
-}
-
-// serveRequests runs the cascade beside the micro service and, on stop, shuts down in
-// order: no new requests, requests in flight answered, the cascade stopped; the caller
-// then drains NATS and closes the store. A failing cascade stops the process.
-func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, cascade *events.Cascade, log zerolog.Logger) error {
-	cctx, stopCascade := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCascade()
-	cerrc := make(chan error, 1)
-	go func() { cerrc <- cascade.Run(cctx) }()
-
-	var cerr error
-	select {
-	case <-ctx.Done():
-	case cerr = <-cerrc:
-		cerrc = nil
-	}
-	if err := ms.Stop(); err != nil {
-		log.Warn().Err(err).Msg("stopping the micro service")
-	}
-	wctx, cancel := context.WithTimeout(context.Background(), inflightTimeout)
-	defer cancel()
-	if err := srv.Wait(wctx); err != nil {
-		log.Warn().Msg("requests still in flight at shutdown")
-	}
-	stopCascade()
-	if cerrc != nil {
-		cerr = <-cerrc
-	}
-	return cerr
-}
-
-// ensureStream creates the platform stream, waiting for NATS when the service started
-// first (the connection retries in the background). A stop signal while waiting is a
-// clean stop (context.Canceled).
-func ensureStream(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) error {
-	wctx, cancel := context.WithTimeout(ctx, startupTimeout)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		actx, acancel := context.WithTimeout(wctx, 2*time.Second)
-		_, err := platform.EnsureStream(actx, js)
-		acancel()
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case wctx.Err() != nil:
-			return fmt.Errorf("platform stream %s not available after %s: %w", platform.Stream, startupTimeout, err)
-		case attempt == 0:
-			log.Warn().Err(err).Msg("waiting for NATS JetStream")
-		}
-		select {
-		case <-wctx.Done():
-		case <-time.After(250 * time.Millisecond):
-		}
+		Table:           repo.Table,
+		Setup: func(d service.Deps) (cascade.Purger, error) {
+			svc := agent.NewService(repo.New(d.Table), sshkeys.New(d.Client), events.NewPublisher(d.NATS, d.Log))
+			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
+		},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/testtable"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 )
 
 const tenantID = "6f1c3a52-2d4e-4b8a-9c71-0e5f8d9a1b20"
@@ -65,7 +66,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{table: testtable.NewCounting(testtable.New(t)), keys: &keys{}, hints: &hints{}}
+	e := &env{table: testtable.NewCounting(storetest.NewTable(t, repo.Table)), keys: &keys{}, hints: &hints{}}
 	e.repo = repo.New(e.table)
 	e.now.Store(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC).UnixNano())
 	e.svc = agent.NewService(e.repo, e.keys, e.hints, agent.WithClock(func() time.Time { return time.Unix(0, e.now.Load()) }))

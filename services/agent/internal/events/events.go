@@ -1,5 +1,6 @@
-// Package events connects the agent domain to NATS events: the AgentChanged cache hints
-// (core NATS) and the cascade consumer that purges a deleted tenant's agents.
+// Package events connects the agent domain to NATS events: the publisher of
+// AgentChanged cache hints (core NATS). The cascade that purges a deleted tenant's
+// agents is kit/cascade.
 package events
 
 import (

@@ -22,6 +22,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/agent/internal/sshkeytest"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/testtable"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 )
 
 const (
@@ -43,7 +44,7 @@ func start(t testing.TB) *fixture {
 	t.Helper()
 	ns := natsrpctest.Server(t)
 	nc := natsrpctest.Connect(t, ns)
-	table := testtable.NewCounting(testtable.New(t))
+	table := testtable.NewCounting(storetest.NewTable(t, repo.Table))
 	rp := repo.New(table)
 	keys := sshkeytest.Start(t, natsrpctest.Connect(t, ns))
 	svc := agent.NewService(rp, sshkeys.New(natsrpc.NewClient(nc)), events.NewPublisher(nc, zerolog.Nop()))

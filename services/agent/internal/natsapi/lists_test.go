@@ -17,8 +17,8 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/patch"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
-	"github.com/artcafe-ai/pubsub/services/agent/internal/testtable"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 )
 
 // expect filters agents the way the list must.
@@ -145,7 +145,7 @@ func TestStaleIndexEntries(t *testing.T) {
 func TestLargeTenant(t *testing.T) {
 	t.Parallel()
 	n := 1000
-	if testtable.Backend() == store.BackendDynamoDB {
+	if storetest.Backend() == store.BackendDynamoDB {
 		n = 150 // dynalite is single-threaded
 	}
 	const special = 12 // supervisors, of which half are busy and a third have "gpu"

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
@@ -15,32 +14,23 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
+	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 )
 
 // Register adds every agentv1 operation to ms under agentv1.Group, handled through srv
 // by svc.
 func Register(ms micro.Service, srv *natsrpc.Server, svc *agent.Service) error {
 	a := &api{svc: svc}
-	g := ms.AddGroup(agentv1.Group)
-	endpoints := []struct {
-		op string
-		h  micro.Handler
-	}{
-		{agentv1.OpCreate, natsrpc.Handle(srv, agentv1.OpCreate, a.create)},
-		{agentv1.OpList, natsrpc.Handle(srv, agentv1.OpList, a.list)},
-		{agentv1.OpGet, natsrpc.Handle(srv, agentv1.OpGet, a.get)},
-		{agentv1.OpUpdate, natsrpc.Handle(srv, agentv1.OpUpdate, a.update)},
-		{agentv1.OpSetStatus, natsrpc.Handle(srv, agentv1.OpSetStatus, a.setStatus)},
-		{agentv1.OpDelete, natsrpc.Handle(srv, agentv1.OpDelete, a.delete)},
-		{agentv1.OpStatusSummary, natsrpc.Handle(srv, agentv1.OpStatusSummary, a.statusSummary)},
-		{agentv1.OpLookup, natsrpc.Handle(srv, agentv1.OpLookup, a.lookup)},
-	}
-	for _, e := range endpoints {
-		if err := g.AddEndpoint(e.op, e.h); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", e.op, err)
-		}
-	}
-	return nil
+	return natsx.AddEndpoints(ms, agentv1.Group,
+		natsx.Handle(srv, agentv1.OpCreate, a.create),
+		natsx.Handle(srv, agentv1.OpList, a.list),
+		natsx.Handle(srv, agentv1.OpGet, a.get),
+		natsx.Handle(srv, agentv1.OpUpdate, a.update),
+		natsx.Handle(srv, agentv1.OpSetStatus, a.setStatus),
+		natsx.Handle(srv, agentv1.OpDelete, a.delete),
+		natsx.Handle(srv, agentv1.OpStatusSummary, a.statusSummary),
+		natsx.Handle(srv, agentv1.OpLookup, a.lookup),
+	)
 }
 
 type api struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/testtable"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 )
 
 const tenantID = "6f1c3a52-2d4e-4b8a-9c71-0e5f8d9a1b20"
@@ -44,7 +45,7 @@ func sks(t *testing.T, tb store.Table) []string {
 
 func TestAgentRoundTripAndIndexes(t *testing.T) {
 	t.Parallel()
-	tb := testtable.New(t)
+	tb := storetest.NewTable(t, Table)
 	r := New(tb)
 	ctx := context.Background()
 	const id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -126,7 +127,7 @@ func TestAgentRoundTripAndIndexes(t *testing.T) {
 // our clean-up after the commit.
 func TestUpdateKeepsARewrittenEntry(t *testing.T) {
 	t.Parallel()
-	tb := testtable.NewCounting(testtable.New(t))
+	tb := testtable.NewCounting(storetest.NewTable(t, Table))
 	r := New(tb)
 	ctx := context.Background()
 	const id = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -157,7 +158,7 @@ func TestUpdateKeepsARewrittenEntry(t *testing.T) {
 
 func TestCountersAndPurge(t *testing.T) {
 	t.Parallel()
-	tb := testtable.New(t)
+	tb := storetest.NewTable(t, Table)
 	r := New(tb)
 	ctx := context.Background()
 	limit := int64(2)

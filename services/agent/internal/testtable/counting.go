@@ -1,3 +1,6 @@
+// Package testtable wraps the agent service's test tables (storetest.NewTable) to count
+// the reads made through them and to make chosen operations fail, so tests can prove
+// read budgets, error mapping and compensation.
 package testtable
 
 import (

@@ -1,5 +1,6 @@
-// Package storetest is the one conformance suite of store.Table: every adapter's tests
-// call Run, so the embedded store and DynamoDB behave the same for every service.
+// Package storetest is the one conformance suite of store.Table (every adapter's tests
+// call Run, so the embedded store and DynamoDB behave the same for every service) and
+// the fresh tables services' tests run on (NewTable).
 package storetest
 
 import (

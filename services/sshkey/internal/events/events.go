@@ -1,6 +1,6 @@
 // Package events connects the sshkey domain to NATS events: the publisher of KeyChanged
-// cache hints (core NATS) and the cascade consumer that purges a deleted tenant's keys
-// and challenges.
+// cache hints (core NATS). The cascade that purges a deleted tenant's keys and
+// challenges is kit/cascade.
 package events
 
 import (

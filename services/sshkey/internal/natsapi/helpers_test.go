@@ -26,13 +26,13 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/events"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/sshkey"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/testkeys"
-	"github.com/artcafe-ai/pubsub/services/sshkey/internal/testtable"
 )
 
 // clock is the service's time, moved by tests. It starts 15 s into a minute that lies
@@ -149,7 +149,7 @@ func startWith(t *testing.T, wrap func(store.Table) store.Table, opts ...sshkey.
 	t.Helper()
 	ns := natsrpctest.Server(t)
 	nc := natsrpctest.Connect(t, ns)
-	table := testtable.New(t)
+	table := storetest.NewTable(t, repo.Table)
 	svcTable := table
 	if wrap != nil {
 		svcTable = wrap(table)

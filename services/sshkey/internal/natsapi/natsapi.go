@@ -6,7 +6,6 @@ package natsapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/sshkey"
 )
 
@@ -22,29 +22,19 @@ import (
 // srv by svc.
 func Register(ms micro.Service, srv *natsrpc.Server, svc *sshkey.Service) error {
 	a := &api{svc: svc}
-	g := ms.AddGroup(sshkeyv1.Group)
-	endpoints := []struct {
-		op string
-		h  micro.Handler
-	}{
-		{sshkeyv1.OpCreate, natsrpc.Handle(srv, sshkeyv1.OpCreate, a.create)},
-		{sshkeyv1.OpList, natsrpc.Handle(srv, sshkeyv1.OpList, a.list)},
-		{sshkeyv1.OpGet, natsrpc.Handle(srv, sshkeyv1.OpGet, a.get)},
-		{sshkeyv1.OpRevoke, natsrpc.Handle(srv, sshkeyv1.OpRevoke, a.revoke)},
-		{sshkeyv1.OpDelete, natsrpc.Handle(srv, sshkeyv1.OpDelete, a.delete)},
-		{sshkeyv1.OpChallenge, natsrpc.Handle(srv, sshkeyv1.OpChallenge, a.challenge)},
-		{sshkeyv1.OpVerify, natsrpc.Handle(srv, sshkeyv1.OpVerify, a.verify)},
-		{sshkeyv1.OpCreateForAgent, natsrpc.Handle(srv, sshkeyv1.OpCreateForAgent, a.createForAgent)},
-		{sshkeyv1.OpDeleteForAgent, natsrpc.Handle(srv, sshkeyv1.OpDeleteForAgent, a.deleteForAgent)},
-		{sshkeyv1.OpLookupCredential, natsrpc.Handle(srv, sshkeyv1.OpLookupCredential, a.lookupCredential)},
-		{sshkeyv1.OpCheckPublicKey, natsrpc.Handle(srv, sshkeyv1.OpCheckPublicKey, a.checkPublicKey)},
-	}
-	for _, e := range endpoints {
-		if err := g.AddEndpoint(e.op, e.h); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", e.op, err)
-		}
-	}
-	return nil
+	return natsx.AddEndpoints(ms, sshkeyv1.Group,
+		natsx.Handle(srv, sshkeyv1.OpCreate, a.create),
+		natsx.Handle(srv, sshkeyv1.OpList, a.list),
+		natsx.Handle(srv, sshkeyv1.OpGet, a.get),
+		natsx.Handle(srv, sshkeyv1.OpRevoke, a.revoke),
+		natsx.Handle(srv, sshkeyv1.OpDelete, a.delete),
+		natsx.Handle(srv, sshkeyv1.OpChallenge, a.challenge),
+		natsx.Handle(srv, sshkeyv1.OpVerify, a.verify),
+		natsx.Handle(srv, sshkeyv1.OpCreateForAgent, a.createForAgent),
+		natsx.Handle(srv, sshkeyv1.OpDeleteForAgent, a.deleteForAgent),
+		natsx.Handle(srv, sshkeyv1.OpLookupCredential, a.lookupCredential),
+		natsx.Handle(srv, sshkeyv1.OpCheckPublicKey, a.checkPublicKey),
+	)
 }
 
 type api struct {

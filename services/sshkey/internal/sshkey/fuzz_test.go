@@ -28,10 +28,10 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/agentlogin"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/sshkey"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/testkeys"
-	"github.com/artcafe-ai/pubsub/services/sshkey/internal/testtable"
 )
 
 var accepted = []string{sshkey.AlgoEd25519, sshkey.AlgoECDSA256, sshkey.AlgoECDSA384, sshkey.AlgoECDSA521, sshkey.AlgoRSA}
@@ -223,7 +223,7 @@ func FuzzVerifyRequest(f *testing.F) {
 // fuzzService is a service on a real (embedded) store with keys under fixed ids: agent
 // keys of fuzzAgent and an access key, no rate limits (one address sends everything).
 func fuzzService(f *testing.F, keys []testkeys.Key) (*sshkey.Service, map[string]testkeys.Key) {
-	rp := repo.New(testtable.New(f))
+	rp := repo.New(storetest.NewTable(f, repo.Table))
 	ctx := context.Background()
 	byID := map[string]testkeys.Key{}
 	put := func(id, keyType string, k testkeys.Key) {

@@ -2,108 +2,42 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"strings"
+	"errors"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
-	"github.com/artcafe-ai/pubsub/contracts/natsrpc/natsrpctest"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
-	"github.com/artcafe-ai/pubsub/services/kit/config"
+	"github.com/artcafe-ai/pubsub/services/kit/service/servicetest"
+	"github.com/artcafe-ai/pubsub/services/tenant/internal/repo"
+	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func TestSpecServesEveryOperation(t *testing.T) {
+	if s := spec(); s.Name != tenantv1.Service || s.ContractVersion != tenantv1.Version {
+		t.Fatalf("spec %+v", s)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	in := servicetest.Start(t, spec())
+	in.WantEndpoints(t, tenantv1.Group,
+		tenantv1.OpCreate, tenantv1.OpList, tenantv1.OpGet, tenantv1.OpUpdate, tenantv1.OpSetPlan,
+		tenantv1.OpDelete, tenantv1.OpRotateAPIKey, tenantv1.OpMembersList, tenantv1.OpMembersAdd,
+		tenantv1.OpMembersUpdate, tenantv1.OpMembersRemove, tenantv1.OpLookupMembership,
+		tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant)
 }
 
-// The composition root serves requests, exposes metrics, and stops cleanly; a second
-// instance on the same embedded store refuses to start instead of hanging.
-func TestServeLifecycle(t *testing.T) {
-	ns := natsrpctest.Server(t)
-	var cfg Config
-	cfg.NATS.URL = ns.ClientURL()
-	cfg.Store.Backend = "embedded"
-	cfg.Store.DataDir = t.TempDir()
-	cfg.MetricsAddr = freeAddr(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, zerolog.Nop()) }()
-
-	client := natsrpc.NewClient(natsrpctest.Connect(t, ns))
-	user := natsrpc.WithIdentity(context.Background(), natsrpc.Identity{Kind: natsrpc.KindUser, PrincipalID: "u"})
-	var out tenantv1.CreateResponse
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := client.Call(user, tenantv1.Subject(tenantv1.OpCreate), tenantv1.CreateRequest{Name: "T", AdminEmail: "a@b.test"}, &out)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
-	// The observer runs just after the reply is sent: poll.
-	want := `artcafe_rpc_requests_total{op="create",service="tenant",status="200"} 1`
-	for body := ""; !strings.Contains(body, want); {
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack %s:\n%s", want, body)
-		}
-		resp, err := http.Get("http://" + cfg.MetricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		body = string(b)
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	// A second instance on the same file fails fast with an error naming the problem.
-	second := cfg
-	second.MetricsAddr = freeAddr(t)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(context.Background(), second, zerolog.Nop()) }()
-	select {
-	case err := <-errc:
-		if err == nil || !strings.Contains(err.Error(), "store") {
-			t.Fatalf("second instance: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("second instance on the same store did not give up")
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
-}
-
-func TestConfigDefaults(t *testing.T) {
-	t.Setenv("METRICS_ADDR", "")
-	var cfg Config
-	if err := config.Load(&cfg); err != nil {
+// A deleted tenant reaches the service's own cascade, which purges it with the domain's
+// Purge: the tenant item, kept (marked deleting) until then, is gone.
+func TestSpecPurgesDeletedTenants(t *testing.T) {
+	in := servicetest.Start(t, spec())
+	ctx := natsrpc.WithIdentity(context.Background(), natsrpc.Identity{Kind: natsrpc.KindUser, PrincipalID: "u"})
+	var created tenantv1.CreateResponse
+	if err := in.Client.Call(ctx, tenantv1.Subject(tenantv1.OpCreate), tenantv1.CreateRequest{Name: "T", AdminEmail: "a@b.test"}, &created); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Store.Backend != "embedded" || cfg.NATS.URL == "" {
-		t.Fatalf("defaults: %+v", cfg)
+	if err := in.Client.Call(ctx, tenantv1.Subject(tenantv1.OpDelete), tenantv1.DeleteRequest{TenantID: created.TenantID}, &tenantv1.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	in.Settled(t)
+	if _, err := repo.New(in.Table).GetTenant(context.Background(), created.TenantID); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("tenant item after the cascade: %v", err)
 	}
 }

@@ -1,6 +1,6 @@
 // Package events connects the tenant domain to NATS events: the publisher of
 // TenantDeleted (durable, on the platform stream) and TenantChanged (core NATS cache
-// hints), and the cascade consumer that purges a deleted tenant's items.
+// hints). The cascade that purges a deleted tenant's items is kit/cascade.
 package events
 
 import (

@@ -6,7 +6,6 @@ package natsapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -15,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
 )
 
@@ -22,33 +22,23 @@ import (
 // srv by svc.
 func Register(ms micro.Service, srv *natsrpc.Server, svc *tenant.Service) error {
 	a := &api{svc: svc}
-	g := ms.AddGroup(tenantv1.Group)
-	endpoints := []struct {
-		op string
-		h  micro.Handler
-	}{
-		{tenantv1.OpCreate, natsrpc.Handle(srv, tenantv1.OpCreate, a.create)},
-		{tenantv1.OpList, natsrpc.Handle(srv, tenantv1.OpList, a.list)},
-		{tenantv1.OpGet, natsrpc.Handle(srv, tenantv1.OpGet, a.get)},
-		{tenantv1.OpUpdate, natsrpc.Handle(srv, tenantv1.OpUpdate, a.update)},
-		{tenantv1.OpSetPlan, natsrpc.Handle(srv, tenantv1.OpSetPlan, a.setPlan)},
-		{tenantv1.OpDelete, natsrpc.Handle(srv, tenantv1.OpDelete, a.delete)},
-		{tenantv1.OpRotateAPIKey, natsrpc.Handle(srv, tenantv1.OpRotateAPIKey, a.rotateAPIKey)},
-		{tenantv1.OpMembersList, natsrpc.Handle(srv, tenantv1.OpMembersList, a.membersList)},
-		{tenantv1.OpMembersAdd, natsrpc.Handle(srv, tenantv1.OpMembersAdd, a.membersAdd)},
-		{tenantv1.OpMembersUpdate, natsrpc.Handle(srv, tenantv1.OpMembersUpdate, a.membersUpdate)},
-		{tenantv1.OpMembersRemove, natsrpc.Handle(srv, tenantv1.OpMembersRemove, a.membersRemove)},
-		{tenantv1.OpLookupMembership, natsrpc.Handle(srv, tenantv1.OpLookupMembership, a.lookupMembership)},
-		{tenantv1.OpLookupUserTenants, natsrpc.Handle(srv, tenantv1.OpLookupUserTenants, a.lookupUserTenants)},
-		{tenantv1.OpLookupAPIKey, natsrpc.Handle(srv, tenantv1.OpLookupAPIKey, a.lookupAPIKey)},
-		{tenantv1.OpLookupTenant, natsrpc.Handle(srv, tenantv1.OpLookupTenant, a.lookupTenant)},
-	}
-	for _, e := range endpoints {
-		if err := g.AddEndpoint(e.op, e.h); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", e.op, err)
-		}
-	}
-	return nil
+	return natsx.AddEndpoints(ms, tenantv1.Group,
+		natsx.Handle(srv, tenantv1.OpCreate, a.create),
+		natsx.Handle(srv, tenantv1.OpList, a.list),
+		natsx.Handle(srv, tenantv1.OpGet, a.get),
+		natsx.Handle(srv, tenantv1.OpUpdate, a.update),
+		natsx.Handle(srv, tenantv1.OpSetPlan, a.setPlan),
+		natsx.Handle(srv, tenantv1.OpDelete, a.delete),
+		natsx.Handle(srv, tenantv1.OpRotateAPIKey, a.rotateAPIKey),
+		natsx.Handle(srv, tenantv1.OpMembersList, a.membersList),
+		natsx.Handle(srv, tenantv1.OpMembersAdd, a.membersAdd),
+		natsx.Handle(srv, tenantv1.OpMembersUpdate, a.membersUpdate),
+		natsx.Handle(srv, tenantv1.OpMembersRemove, a.membersRemove),
+		natsx.Handle(srv, tenantv1.OpLookupMembership, a.lookupMembership),
+		natsx.Handle(srv, tenantv1.OpLookupUserTenants, a.lookupUserTenants),
+		natsx.Handle(srv, tenantv1.OpLookupAPIKey, a.lookupAPIKey),
+		natsx.Handle(srv, tenantv1.OpLookupTenant, a.lookupTenant),
+	)
 }
 
 type api struct {

@@ -22,11 +22,11 @@ import (
 	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/events"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
-	"github.com/artcafe-ai/pubsub/services/tenant/internal/testtable"
 )
 
 type fixture struct {
@@ -51,7 +51,7 @@ func start(t *testing.T) *fixture {
 	if _, err := platform.EnsureStream(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	table := testtable.New(t)
+	table := storetest.NewTable(t, repo.Table)
 	rp := repo.New(table)
 	svc := tenant.NewService(rp, events.NewPublisher(nc, js, zerolog.Nop()))
 	srv := natsrpc.NewServer(nc, zerolog.Nop())

@@ -11,15 +11,15 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
-	"github.com/artcafe-ai/pubsub/services/tenant/internal/testtable"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 func TestTenantRoundTrip(t *testing.T) {
 	t.Parallel()
-	r := New(testtable.New(t))
+	r := New(storetest.NewTable(t, Table))
 	ctx := context.Background()
 	now := time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)
 	in := tenant.Tenant{
@@ -76,7 +76,7 @@ func TestTenantRoundTrip(t *testing.T) {
 // differ only in ways a raw key would mangle stay distinct.
 func TestUserIDsAreHashedInKeys(t *testing.T) {
 	t.Parallel()
-	table := testtable.New(t)
+	table := storetest.NewTable(t, Table)
 	r := New(table)
 	ctx := context.Background()
 	tid := "0b7c6f2e-4a7d-4d59-9d3e-2f6a1c9e8b01"
@@ -116,7 +116,7 @@ func TestUserIDsAreHashedInKeys(t *testing.T) {
 
 func TestMembersAndIndex(t *testing.T) {
 	t.Parallel()
-	r := New(testtable.New(t))
+	r := New(storetest.NewTable(t, Table))
 	ctx := context.Background()
 	tid := "0b7c6f2e-4a7d-4d59-9d3e-2f6a1c9e8b01"
 	m := tenant.Member{TenantID: tid, UserID: "u", Email: "u@x.test", Role: "admin", JoinedAt: time.Now().UTC().Truncate(time.Millisecond)}
@@ -161,7 +161,7 @@ func TestMembersAndIndex(t *testing.T) {
 // GetMemberships reads in batches (the store takes 100 keys at a time).
 func TestGetMembershipsBatches(t *testing.T) {
 	t.Parallel()
-	r := New(testtable.New(t))
+	r := New(storetest.NewTable(t, Table))
 	ctx := context.Background()
 	var ids, want []string
 	for i := range 130 {
@@ -201,7 +201,7 @@ func TestGetMembershipsBatches(t *testing.T) {
 
 func TestOwnedCounter(t *testing.T) {
 	t.Parallel()
-	r := New(testtable.New(t))
+	r := New(storetest.NewTable(t, Table))
 	ctx := context.Background()
 	limit := int64(2)
 	for i := range 2 {

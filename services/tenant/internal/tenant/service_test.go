@@ -13,9 +13,9 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/patch"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
-	"github.com/artcafe-ai/pubsub/services/tenant/internal/testtable"
 )
 
 // recorder is a tenant.Events that remembers what was published; TenantDeleted fails
@@ -65,7 +65,7 @@ type env struct {
 
 func newEnv(t *testing.T, wrap ...func(tenant.Repository) tenant.Repository) *env {
 	t.Helper()
-	e := &env{repo: repo.New(testtable.New(t)), events: &recorder{}}
+	e := &env{repo: repo.New(storetest.NewTable(t, repo.Table)), events: &recorder{}}
 	e.now.Store(epoch.UnixNano())
 	var r tenant.Repository = e.repo
 	for _, w := range wrap {

@@ -1,4 +1,8 @@
-package events
+// Package cascade is the tenant-deletion cascade consumer every service runs: a durable
+// JetStream consumer of tenantv1.TenantDeleted on the platform stream that calls the
+// service's Purger for each deleted tenant, retries failed purges, and drops malformed
+// events.
+package cascade
 
 import (
 	"context"
@@ -14,9 +18,6 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/validation"
 )
 
-// ConsumerName is the durable consumer of this service on the platform stream.
-const ConsumerName = "sshkey-cascade"
-
 // Timing of the cascade. A purge that fails is retried after retryDelay (growing with
 // the delivery count); one that hangs is redelivered after the consumer's backoff.
 const (
@@ -25,12 +26,16 @@ const (
 	stopTimeout   = 30 * time.Second
 )
 
-// ConsumerConfig is the cascade consumer: durable, explicit ack, never gives up. The
-// first BackOff value is the ack wait.
-func ConsumerConfig() jetstream.ConsumerConfig {
+// ConsumerName is the durable consumer of service on the platform stream
+// ("<service>-cascade"): one per service, shared by its instances.
+func ConsumerName(service string) string { return service + "-cascade" }
+
+// ConsumerConfig is the cascade consumer of service: durable, explicit ack, never gives
+// up. The first BackOff value is the ack wait.
+func ConsumerConfig(service string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "sshkey service: delete the keys and challenges of deleted tenants",
+		Durable:       ConsumerName(service),
+		Description:   service + " service: purge the items of deleted tenants",
 		FilterSubject: tenantv1.SubjectTenantDeleted,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -44,23 +49,24 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 // Purger removes what a service keeps for a deleted tenant; it must be idempotent.
 type Purger func(ctx context.Context, tenantID string) error
 
-// Cascade consumes TenantDeleted events and purges each tenant.
-type Cascade struct {
-	js    jetstream.JetStream
-	purge Purger
-	log   zerolog.Logger
+// Consumer consumes TenantDeleted events and purges each tenant.
+type Consumer struct {
+	js      jetstream.JetStream
+	service string
+	purge   Purger
+	log     zerolog.Logger
 }
 
-// NewCascade returns the consumer; Run starts it.
-func NewCascade(js jetstream.JetStream, purge Purger, log zerolog.Logger) *Cascade {
-	return &Cascade{js: js, purge: purge, log: log.With().Str("consumer", ConsumerName).Logger()}
+// New returns the consumer of service; Run starts it.
+func New(js jetstream.JetStream, service string, purge Purger, log zerolog.Logger) *Consumer {
+	return &Consumer{js: js, service: service, purge: purge, log: log.With().Str("consumer", ConsumerName(service)).Logger()}
 }
 
 // Run ensures the durable consumer and handles events until ctx ends, then stops
 // fetching and waits for the event in hand. Unacknowledged events are redelivered to
 // whichever instance runs next.
-func (c *Cascade) Run(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, platform.Stream, ConsumerConfig())
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, platform.Stream, ConsumerConfig(c.service))
 	if err != nil {
 		return fmt.Errorf("cascade consumer: %w", err)
 	}
@@ -86,7 +92,7 @@ func (c *Cascade) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Cascade) handle(base context.Context, msg jetstream.Msg) {
+func (c *Consumer) handle(base context.Context, msg jetstream.Msg) {
 	var ev tenantv1.TenantDeleted
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil || !validation.IsUUID(ev.TenantID) {
 		// Retrying cannot fix it; keep the stream moving.

@@ -1,7 +1,4 @@
-// Package testtable opens a fresh tenant table for a test: the embedded store in a
-// temporary directory, or a new DynamoDB table when DYNAMODB_ENDPOINT is set (the
-// DynamoDB leg of `make test`, against dynalite), so the same tests run on both.
-package testtable
+package storetest
 
 import (
 	"context"
@@ -14,8 +11,10 @@ import (
 	"github.com/artcafe-ai/pubsub/services/kit/store"
 )
 
-// New returns an empty table closed when the test ends.
-func New(t testing.TB) store.Table {
+// NewTable returns an empty table named table, closed when the test ends: the embedded
+// store in a temporary directory, or a new DynamoDB table when DYNAMODB_ENDPOINT is set
+// (the DynamoDB leg of `make test`, against dynalite), so the same tests run on both.
+func NewTable(t testing.TB, table string) store.Table {
 	t.Helper()
 	cfg := config.Store{
 		DataDir:          t.TempDir(),
@@ -26,15 +25,15 @@ func New(t testing.TB) store.Table {
 	if cfg.DynamoDBEndpoint != "" {
 		cfg.Backend = store.BackendDynamoDB
 	}
-	table, err := store.Open(context.Background(), cfg, "tenants")
+	tbl, err := store.Open(context.Background(), cfg, table)
 	if err != nil {
 		t.Fatalf("opening the test table: %v", err)
 	}
-	t.Cleanup(func() { _ = table.Close() })
-	return table
+	t.Cleanup(func() { _ = tbl.Close() })
+	return tbl
 }
 
-// Backend names the backend the tests run on.
+// Backend names the backend NewTable opens tables on.
 func Backend() string {
 	if os.Getenv("DYNAMODB_ENDPOINT") != "" {
 		return store.BackendDynamoDB

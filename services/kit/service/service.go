@@ -1,0 +1,232 @@
+// Package service is the one composition root of every service binary: it reads the
+// configuration, opens the service's table, connects to NATS and JetStream, starts the
+// micro service with metrics, lets the service build its domain and endpoints (Spec.Setup),
+// runs the tenant-deletion cascade beside it, and stops all of it in order. A service's
+// main is service.Main(spec).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/platform"
+	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
+	"github.com/artcafe-ai/pubsub/services/kit/cascade"
+	"github.com/artcafe-ai/pubsub/services/kit/config"
+	"github.com/artcafe-ai/pubsub/services/kit/logx"
+	"github.com/artcafe-ai/pubsub/services/kit/metrics"
+	"github.com/artcafe-ai/pubsub/services/kit/natsx"
+	"github.com/artcafe-ai/pubsub/services/kit/run"
+	"github.com/artcafe-ai/pubsub/services/kit/store"
+)
+
+// Spec is what makes one service different from another.
+type Spec struct {
+	// Name is the service's folder name: the micro service name, the metrics and log
+	// component, and the NATS connection name ("tenant").
+	Name string
+	// Description is the micro service's description (`nats micro info`).
+	Description string
+	// ContractVersion is the Version of the service's contracts/<name>v1 package.
+	ContractVersion string
+	// Table is the name of the service's one table.
+	Table string
+	// Setup builds the domain on deps and registers its endpoints on deps.Micro. It
+	// returns the purge of a deleted tenant, which the cascade consumer calls.
+	Setup func(deps Deps) (cascade.Purger, error)
+}
+
+// Deps is what Setup builds a service from. Everything in it lives until the service
+// has stopped answering requests.
+type Deps struct {
+	Table     store.Table
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+	Client    *natsrpc.Client // for calls to other services
+	Server    *natsrpc.Server // serves the endpoints (natsx.Handle)
+	Micro     micro.Service   // the endpoints go here (natsx.AddEndpoints)
+	Log       zerolog.Logger
+}
+
+// Shutdown and startup bounds.
+const (
+	inflightTimeout = 10 * time.Second // requests in flight after the micro service stops
+	drainTimeout    = 5 * time.Second
+	startupTimeout  = 30 * time.Second // for NATS / JetStream to answer at start
+)
+
+// Exit codes of Main.
+const (
+	exitFailure = 1
+	exitConfig  = 2
+)
+
+// Main runs the service until SIGINT or SIGTERM and then returns; it exits the process
+// with 2 for a configuration error and 1 when the service fails.
+func Main(spec Spec) {
+	if code := exitCode(context.Background(), spec, os.Stderr); code != 0 {
+		os.Exit(code)
+	}
+}
+
+// exitCode is Main up to the exit; tests cancel ctx where Main gets a signal.
+func exitCode(ctx context.Context, spec Spec, stderr io.Writer) int {
+	var cfg config.Service
+	if err := config.Load(&cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		return exitConfig
+	}
+	log, flush := logx.New(spec.Name, cfg.Level, cfg.Format)
+	defer flush()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	err := Serve(ctx, spec, cfg, log)
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error().Err(err).Msg(spec.Name + " service failed")
+		return exitFailure
+	}
+	log.Info().Msg(spec.Name + " service stopped")
+	return 0
+}
+
+// Serve runs the service described by spec with cfg until ctx ends (nil) or something
+// fails (the error). On the way out, the store closes last: after the micro service has
+// stopped, the requests in flight have been answered, the cascade has stopped and NATS
+// has drained.
+func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logger) error {
+	if spec.Setup == nil {
+		return fmt.Errorf("%s service: the spec has no Setup", spec.Name)
+	}
+	log.Info().Str("version", buildinfo.Version).Str("git_sha", buildinfo.GitSHA).Msg(spec.Name + " service starting")
+
+	table, err := store.Open(ctx, cfg.Store, spec.Table)
+	if err != nil {
+		return fmt.Errorf("cannot open the store: %w", err)
+	}
+	defer func() {
+		if err := table.Close(); err != nil {
+			log.Warn().Err(err).Msg("closing the store")
+		}
+	}()
+	log.Info().Str("backend", store.Backend(table)).Msg("store open")
+
+	nc, err := natsx.Connect(cfg.NATS, spec.Name, log)
+	if err != nil {
+		return err
+	}
+	defer natsx.Drain(nc, drainTimeout)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ensureStream(ctx, js, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := natsrpc.NewServer(nc, log, natsrpc.WithObserver(metrics.RPCObserver(reg, spec.Name)))
+
+	ms, err := natsx.AddService(nc, natsx.ServiceInfo{
+		Name:            spec.Name,
+		Description:     spec.Description,
+		ContractVersion: spec.ContractVersion,
+	})
+	if err != nil {
+		return fmt.Errorf("micro service: %w", err)
+	}
+	purge, err := spec.Setup(Deps{
+		Table:     table,
+		NATS:      nc,
+		JetStream: js,
+		Client:    natsrpc.NewClient(nc),
+		Server:    srv,
+		Micro:     ms,
+		Log:       log,
+	})
+	if err == nil && purge == nil {
+		err = fmt.Errorf("%s service: Setup returned no purge for the tenant-deletion cascade", spec.Name)
+	}
+	if err != nil {
+		_ = ms.Stop()
+		return err
+	}
+	consumer := cascade.New(js, spec.Name, purge, log)
+
+	return run.Until(ctx, log,
+		func(ctx context.Context) error { return metrics.Serve(ctx, cfg.MetricsAddr, reg, log) },
+		func(ctx context.Context) error { return serveRequests(ctx, ms, srv, consumer, log) },
+	)
+}
+
+// serveRequests runs the cascade beside the micro service and, on stop, shuts down in
+// order: no new requests, requests in flight answered, the cascade stopped; Serve then
+// drains NATS and closes the store. A failing cascade stops the process.
+func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, consumer *cascade.Consumer, log zerolog.Logger) error {
+	cctx, stopCascade := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCascade()
+	cerrc := make(chan error, 1)
+	go func() { cerrc <- consumer.Run(cctx) }()
+
+	var cerr error
+	select {
+	case <-ctx.Done():
+	case cerr = <-cerrc:
+		cerrc = nil
+	}
+	if err := ms.Stop(); err != nil {
+		log.Warn().Err(err).Msg("stopping the micro service")
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), inflightTimeout)
+	defer cancel()
+	if err := srv.Wait(wctx); err != nil {
+		log.Warn().Msg("requests still in flight at shutdown")
+	}
+	stopCascade()
+	if cerrc != nil {
+		cerr = <-cerrc
+	}
+	return cerr
+}
+
+// ensureStream creates the platform stream, waiting for NATS when the service started
+// first (the connection retries in the background). A stop signal while waiting is a
+// clean stop (context.Canceled).
+func ensureStream(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) error {
+	wctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		actx, acancel := context.WithTimeout(wctx, 2*time.Second)
+		_, err := platform.EnsureStream(actx, js)
+		acancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() != nil:
+			return fmt.Errorf("platform stream %s not available after %s: %w", platform.Stream, startupTimeout, err)
+		case attempt == 0:
+			log.Warn().Err(err).Msg("waiting for NATS JetStream")
+		}
+		select {
+		case <-wctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
