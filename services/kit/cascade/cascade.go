@@ -19,7 +19,7 @@ import (
 )
 
 // Timing of the cascade. A purge that fails is retried after retryDelay (growing with
-// the delivery count); one that hangs is redelivered after the consumer's backoff.
+// the delivery count); one that hangs is redelivered after the consumer's AckWait.
 const (
 	purgeTimeout  = 25 * time.Second // below the first ack wait, so a slow purge is not redelivered while it runs
 	maxRetryDelay = time.Minute
@@ -31,7 +31,9 @@ const (
 func ConsumerName(service string) string { return service + "-cascade" }
 
 // ConsumerConfig is the cascade consumer of service: durable, explicit ack, never gives
-// up. The first BackOff value is the ack wait.
+// up. A failed purge is retried after retryDelay (a NAK with delay); a purge that hangs
+// is redelivered after AckWait. No BackOff: with one set, the server adds its steps to
+// every NAK delay and the retries drift to minutes.
 func ConsumerConfig(service string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerName(service),
@@ -40,7 +42,6 @@ func ConsumerConfig(service string) jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
-		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
 		MaxDeliver:    -1,
 		MaxAckPending: 64,
 	}
@@ -68,6 +69,9 @@ func New(js jetstream.JetStream, service string, purge Purger, log zerolog.Logge
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, platform.Stream, ConsumerConfig(c.service))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a clean stop, not a failure
+		}
 		return fmt.Errorf("cascade consumer: %w", err)
 	}
 	// Purges outlive a cancelled Run by at most purgeTimeout: a half-done purge is
