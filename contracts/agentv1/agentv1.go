@@ -4,7 +4,6 @@
 package agentv1
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +67,7 @@ var Statuses = []string{StatusOnline, StatusOffline, StatusBusy, StatusIdle, Sta
 const (
 	MaxCapabilities   = 64
 	MaxVersion        = 64
-	MaxMetadataBytes  = 16 << 10 // encoded JSON of metadata or capability parameters
+	MaxMetadataBytes  = validation.MaxMetadataBytes // encoded JSON of metadata or capability parameters
 	MaxPublicKeyBytes = sshkeyv1.MaxPublicKeyBytes
 )
 
@@ -122,7 +121,7 @@ func (b *CreateBody) Validate() error {
 	e.OneOf("type", b.Type, Types...)
 	e.MaxLen("description", b.Description, validation.MaxDescription)
 	capabilities(&e, "capabilities", b.Capabilities)
-	metadata(&e, "metadata", b.Metadata)
+	e.Metadata("metadata", b.Metadata)
 	if len(b.PublicKey) > MaxPublicKeyBytes {
 		e.Add("public_key", "must be at most %d bytes", MaxPublicKeyBytes)
 	}
@@ -207,7 +206,7 @@ func (b *UpdateBody) Validate() error {
 	}
 	e.MaxLen("description", b.Description.Value, validation.MaxDescription)
 	capabilities(&e, "capabilities", b.Capabilities.Value)
-	metadata(&e, "metadata", b.Metadata.Value)
+	e.Metadata("metadata", b.Metadata.Value)
 	return e.Err()
 }
 
@@ -318,15 +317,6 @@ func capabilities(e *validation.Errors, field string, cs []Capability) {
 		seen[c.Name] = true
 		e.MaxLen(f+".description", c.Description, validation.MaxDescription)
 		e.MaxLen(f+".version", c.Version, MaxVersion)
-		metadata(e, f+".parameters", c.Parameters)
-	}
-}
-
-func metadata(e *validation.Errors, field string, m map[string]any) {
-	if m == nil {
-		return
-	}
-	if b, err := json.Marshal(m); err != nil || len(b) > MaxMetadataBytes {
-		e.Add(field, "must encode to at most %d bytes of JSON", MaxMetadataBytes)
+		e.Metadata(f+".parameters", c.Parameters)
 	}
 }

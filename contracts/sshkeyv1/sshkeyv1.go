@@ -5,7 +5,6 @@
 package sshkeyv1
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ const (
 const (
 	MaxPublicKeyBytes = 16 << 10
 	MaxReason         = 1024
-	MaxMetadataBytes  = 16 << 10
+	MaxMetadataBytes  = validation.MaxMetadataBytes
 	// ChallengeHexLen is the length of a challenge: 32 random bytes as lower-case hex.
 	ChallengeHexLen = 64
 	// ChallengeTTL is how long a challenge may be answered.
@@ -127,7 +126,7 @@ func (b *CreateBody) Validate() error {
 	if b.KeyType == TypeAgent && b.AgentID == "" {
 		e.Add("agent_id", "is required for keys of type agent")
 	}
-	metadata(&e, "metadata", b.Metadata)
+	e.Metadata("metadata", b.Metadata)
 	return e.Err()
 }
 
@@ -355,13 +354,4 @@ func keyID(id string) error {
 		return natsrpc.NotFound("ssh key not found")
 	}
 	return nil
-}
-
-func metadata(e *validation.Errors, field string, m map[string]any) {
-	if m == nil {
-		return
-	}
-	if b, err := json.Marshal(m); err != nil || len(b) > MaxMetadataBytes {
-		e.Add(field, "must encode to at most %d bytes of JSON", MaxMetadataBytes)
-	}
 }

@@ -4,6 +4,7 @@
 package validation
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -21,6 +22,8 @@ const (
 	MaxDescription = 1024
 	MaxEmail       = 254
 	MaxURL         = 2048
+	// MaxMetadataBytes bounds a free-form metadata object, as encoded JSON.
+	MaxMetadataBytes = 16 << 10
 )
 
 // Errors accumulates field errors.
@@ -101,6 +104,17 @@ func (e *Errors) Color(field, s string) {
 func (e *Errors) OneOf(field, s string, allowed ...string) {
 	if s != "" && !slices.Contains(allowed, s) {
 		e.Add(field, "must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+// Metadata checks that a free-form object encodes to at most MaxMetadataBytes (nil
+// passes).
+func (e *Errors) Metadata(field string, m map[string]any) {
+	if m == nil {
+		return
+	}
+	if b, err := json.Marshal(m); err != nil || len(b) > MaxMetadataBytes {
+		e.Add(field, "must encode to at most %d bytes of JSON", MaxMetadataBytes)
 	}
 }
 
