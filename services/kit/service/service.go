@@ -60,6 +60,12 @@ type Deps struct {
 	Server    *natsrpc.Server // serves the endpoints (natsx.Handle)
 	Micro     micro.Service   // the endpoints go here (natsx.AddEndpoints)
 	Log       zerolog.Logger
+	// Go registers long-running work of the service's own (a watcher) to run beside the
+	// micro service and the cascade once Setup has returned. Its context ends at
+	// shutdown, after the requests in flight have been answered and before NATS drains
+	// and the store closes; an error other than context.Canceled stops the process, as a
+	// failing cascade does. Call it only during Setup.
+	Go func(name string, fn func(ctx context.Context) error)
 }
 
 // Shutdown and startup bounds.
@@ -150,6 +156,7 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 	if err != nil {
 		return fmt.Errorf("micro service: %w", err)
 	}
+	var work []task
 	purge, err := spec.Setup(Deps{
 		Table:     table,
 		NATS:      nc,
@@ -158,6 +165,7 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 		Server:    srv,
 		Micro:     ms,
 		Log:       log,
+		Go:        func(name string, fn func(ctx context.Context) error) { work = append(work, task{name, fn}) },
 	})
 	if err == nil && purge == nil {
 		err = fmt.Errorf("%s service: Setup returned no purge for the tenant-deletion cascade", spec.Name)
@@ -167,27 +175,48 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 		return err
 	}
 	consumer := cascade.New(js, spec.Name, purge, log)
+	work = append([]task{{"tenant cascade", consumer.Run}}, work...)
 
 	return run.Until(ctx, log,
 		func(ctx context.Context) error { return metrics.Serve(ctx, cfg.MetricsAddr, reg, log) },
-		func(ctx context.Context) error { return serveRequests(ctx, ms, srv, consumer, log) },
+		func(ctx context.Context) error { return serveRequests(ctx, ms, srv, work, log) },
 	)
 }
 
-// serveRequests runs the cascade beside the micro service and, on stop, shuts down in
-// order: no new requests, requests in flight answered, the cascade stopped; Serve then
-// drains NATS and closes the store. A failing cascade stops the process.
-func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, consumer *cascade.Consumer, log zerolog.Logger) error {
-	cctx, stopCascade := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCascade()
-	cerrc := make(chan error, 1)
-	go func() { cerrc <- consumer.Run(cctx) }()
+// task is long-running work beside the micro service: the cascade and what Setup added
+// with Deps.Go.
+type task struct {
+	name string
+	run  func(ctx context.Context) error
+}
 
-	var cerr error
+// serveRequests runs the tasks (the cascade first) beside the micro service and, on
+// stop, shuts down in order: no new requests, requests in flight answered, the tasks
+// stopped; Serve then drains NATS and closes the store. A failing task stops the
+// process; its error is returned.
+func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, work []task, log zerolog.Logger) error {
+	tctx, stopTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTasks()
+	errc := make(chan error, len(work))
+	for _, w := range work {
+		go func() {
+			err := w.run(tctx)
+			switch {
+			case err == nil && tctx.Err() == nil:
+				err = fmt.Errorf("%s stopped by itself", w.name)
+			case err != nil && !errors.Is(err, context.Canceled):
+				err = fmt.Errorf("%s: %w", w.name, err)
+			}
+			errc <- err
+		}()
+	}
+
+	var first error
+	running := len(work)
 	select {
 	case <-ctx.Done():
-	case cerr = <-cerrc:
-		cerrc = nil
+	case first = <-errc:
+		running--
 	}
 	if err := ms.Stop(); err != nil {
 		log.Warn().Err(err).Msg("stopping the micro service")
@@ -197,11 +226,13 @@ func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, c
 	if err := srv.Wait(wctx); err != nil {
 		log.Warn().Msg("requests still in flight at shutdown")
 	}
-	stopCascade()
-	if cerrc != nil {
-		cerr = <-cerrc
+	stopTasks()
+	for ; running > 0; running-- {
+		if err := <-errc; first == nil || errors.Is(first, context.Canceled) {
+			first = err
+		}
 	}
-	return cerr
+	return first
 }
 
 // ensureStream creates the platform stream, waiting for NATS when the service started

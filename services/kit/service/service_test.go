@@ -295,3 +295,61 @@ func TestStartBeforeNATS(t *testing.T) {
 		t.Fatal("the service did not start once NATS was up")
 	}
 }
+
+// Work added with Deps.Go runs beside the endpoints and stops with the service while the
+// store is still open; a task that fails stops the service with its error.
+func TestBackgroundWork(t *testing.T) {
+	ns := natsrpctest.Server(t)
+	t.Run("stops with the service", func(t *testing.T) {
+		spec := newDemo().spec()
+		setup := spec.Setup
+		started, stopped := make(chan struct{}), make(chan error, 1)
+		spec.Setup = func(deps service.Deps) (cascade.Purger, error) {
+			deps.Go("watcher", func(ctx context.Context) error {
+				close(started)
+				<-ctx.Done()
+				// The store is still open when the work is told to stop.
+				_, err := deps.Table.Put(context.Background(), store.Item{Key: store.Key{PK: "p", SK: "bg"}}, store.IfAbsent())
+				stopped <- err
+				return ctx.Err()
+			})
+			return setup(deps)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- service.Serve(ctx, spec, serveConfig(t, ns), zerolog.Nop()) }()
+		select {
+		case <-started:
+		case err := <-done:
+			t.Fatalf("Serve: %v", err)
+		case <-time.After(time.Minute):
+			t.Fatal("the work did not start")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve after a stop: %v", err)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatalf("the store was closed before the work stopped: %v", err)
+		}
+	})
+	t.Run("a failure stops the service", func(t *testing.T) {
+		spec := newDemo().spec()
+		setup := spec.Setup
+		boom := errors.New("boom")
+		spec.Setup = func(deps service.Deps) (cascade.Purger, error) {
+			deps.Go("watcher", func(context.Context) error { return boom })
+			return setup(deps)
+		}
+		done := make(chan error, 1)
+		go func() { done <- service.Serve(context.Background(), spec, serveConfig(t, ns), zerolog.Nop()) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, boom) || !strings.Contains(err.Error(), "watcher") {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a failing task did not stop the service")
+		}
+	})
+}

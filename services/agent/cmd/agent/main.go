@@ -1,7 +1,8 @@
 // Command agent runs the agent service: a tenant's agents (CRUD, filters, status
 // override and summary, the max_agents limit) as a NATS micro service (svc.agent.v1.*)
-// on its own table. It calls the sshkey service for agents' keys and purges deleted
-// tenants' agents from the platform stream.
+// on its own table, and beside it the presence watcher that derives agents' live status
+// from the PRESENCE bucket. It calls the sshkey service for agents' keys, publishes the
+// tenant's agent events, and purges deleted tenants' agents from the platform stream.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/events"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/natsapi"
+	"github.com/artcafe-ai/pubsub/services/agent/internal/presence"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/sshkeys"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
@@ -25,6 +27,7 @@ func spec() service.Spec {
 		Table:           repo.Table,
 		Setup: func(d service.Deps) (cascade.Purger, error) {
 			svc := agent.NewService(repo.New(d.Table), sshkeys.New(d.Client), events.NewPublisher(d.NATS, d.Log))
+			d.Go("presence watcher", presence.New(d.JetStream, svc, d.Log.With().Str("part", "presence").Logger()).Run)
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
@@ -26,6 +27,10 @@ type Agent struct {
 	// DeletingSince is set when a deletion started: the agent reads as absent from then
 	// on, while its keys, indexes and item go.
 	DeletingSince *time.Time
+	// Presence is what the presence watcher last wrote (nil: never). An operator's
+	// status override leaves it alone, so the next presence change is recognised as a
+	// change and wins over the override.
+	Presence *Presence
 	// Version is the store version read, for optimistic concurrency.
 	Version int64
 }
@@ -121,10 +126,16 @@ type Keys interface {
 	DeleteForAgent(ctx context.Context, agentID string) error
 }
 
-// Events publishes what other parts of the platform must learn at once.
+// Events publishes what other parts of the platform must learn at once. Each is sent
+// after the change committed, by the one request (or presence writer) that made it;
+// losing one only delays a cache or leaves a dashboard stale until its next read.
 type Events interface {
-	// AgentDeleted is a cache hint: forget this agent (losing it only delays caches).
+	// AgentDeleted is a cache hint: forget this agent.
 	AgentDeleted(ctx context.Context, tenantID, agentID string)
+	// Changed is the tenant event agents.<action> (created, updated, deleted).
+	Changed(ctx context.Context, tenantID, action string, ref eventsv1.AgentRef)
+	// StatusChanged is the tenant event agents.status.
+	StatusChanged(ctx context.Context, tenantID string, st eventsv1.AgentStatus)
 }
 
 // Actor is who asks, as the gateway authenticated it (services trust the identity:

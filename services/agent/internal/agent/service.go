@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 )
@@ -165,6 +166,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 		return Agent{}, nil, err
 	}
 	if in.PublicKey == "" {
+		s.events.Changed(ctx, tenantID, eventsv1.ActionCreated, eventsv1.AgentRef{AgentID: id, Name: a.Name})
 		return a, nil, nil
 	}
 
@@ -182,6 +184,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 		undo.run(ctx)
 		return Agent{}, nil, err
 	}
+	s.events.Changed(ctx, tenantID, eventsv1.ActionCreated, eventsv1.AgentRef{AgentID: id, Name: a.Name})
 	return a, key, nil
 }
 
@@ -322,11 +325,17 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, ch agentv1
 		a.UpdatedAt = s.clock()
 		return true, nil
 	})
-	return a, err
+	if err != nil {
+		return Agent{}, err
+	}
+	s.events.Changed(ctx, tenantID, eventsv1.ActionUpdated, eventsv1.AgentRef{AgentID: a.ID, Name: a.Name})
+	return a, nil
 }
 
 // SetStatus is the operator's override of an agent's status. Only a real change writes:
-// the item, the status index swap and the two status counters.
+// the item, the status index swap and the two status counters; it is published as
+// agents.status. The presence mark stays as it was, so the override stands until the
+// agent's next presence change (ApplyPresence).
 func (s *Service) SetStatus(ctx context.Context, actor Actor, id, status string) (Agent, error) {
 	if err := actor.may(accessManage, id); err != nil {
 		return Agent{}, err
@@ -346,10 +355,16 @@ func (s *Service) SetStatus(ctx context.Context, actor Actor, id, status string)
 	if err != nil || old.Status == a.Status {
 		return a, err
 	}
-	// After the commit: a lost update here is drift that Repair corrects, never a wrong
-	// agent.
-	s.moveStatusCount(ctx, tenantID, old.Status, a.Status)
+	s.statusMoved(ctx, old, a)
 	return a, nil
+}
+
+// statusMoved does what follows a committed status change: the counters, and the
+// agents.status event from the one writer whose write changed the status. A lost
+// counter update here is drift that Repair corrects, never a wrong agent.
+func (s *Service) statusMoved(ctx context.Context, old, a Agent) {
+	s.moveStatusCount(ctx, a.TenantID, old.Status, a.Status)
+	s.events.StatusChanged(ctx, a.TenantID, eventsv1.AgentStatus{AgentID: a.ID, Status: a.Status, Previous: old.Status})
 }
 
 func (s *Service) moveStatusCount(ctx context.Context, tenantID, from, to string) {
@@ -430,6 +445,7 @@ func (s *Service) finishDelete(ctx context.Context, a Agent) error {
 		if err := s.repo.AddStatus(cctx, a.TenantID, a.Status, -1); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("status counter not decremented")
 		}
+		s.events.Changed(ctx, a.TenantID, eventsv1.ActionDeleted, eventsv1.AgentRef{AgentID: a.ID, Name: a.Name})
 	}
 	s.events.AgentDeleted(ctx, a.TenantID, a.ID)
 	return nil

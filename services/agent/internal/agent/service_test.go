@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
@@ -44,15 +45,36 @@ func (k *keys) DeleteForAgent(_ context.Context, agentID string) error {
 	return nil
 }
 
+// hints is an agent.Events that remembers what was published (the NATS publisher has
+// its own tests in package events).
 type hints struct {
 	mu      sync.Mutex
 	deleted []string
+	events  []string // "<tenant> <action> <agent>[ <previous>→<status>]"
 }
 
 func (h *hints) AgentDeleted(_ context.Context, _, agentID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.deleted = append(h.deleted, agentID)
+}
+
+func (h *hints) Changed(_ context.Context, tenantID, action string, ref eventsv1.AgentRef) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, tenantID+" "+action+" "+ref.AgentID)
+}
+
+func (h *hints) StatusChanged(_ context.Context, tenantID string, st eventsv1.AgentStatus) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, tenantID+" status "+st.AgentID+" "+st.Previous+"→"+st.Status)
+}
+
+func (h *hints) published() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...)
 }
 
 type env struct {

@@ -4,7 +4,7 @@
 // Every item of a tenant lives in the tenant's partition, so a list reads one partition
 // and the tenant cascade deletes one partition:
 //
-//	T#<tenant>  A#<id>                   the agent {agent: <wire JSON>, deleting_since?}
+//	T#<tenant>  A#<id>                   the agent {deleting_since?, presence?, agent: <wire JSON>}
 //	T#<tenant>  S#<status>#<id>          status index (no data)
 //	T#<tenant>  Y#<type>#<id>            type index
 //	T#<tenant>  C#<capability hash>#<id> capability index, one per capability; the hash is
@@ -18,6 +18,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -141,31 +142,73 @@ func domainErr(err error) error {
 
 // record is the stored form of an agent: the wire JSON as it is sent, so a read relays
 // it, and the bookkeeping beside it. The field order is part of the format: a live
-// agent's record is exactly liveRecordPrefix + agent JSON + "}", which lets the hot
-// read cut the agent out without decoding anything.
+// agent's record is liveRecordPrefix + agent JSON + "}", or presenceRecordPrefix +
+// presence object + `,"agent":` + agent JSON + "}" once presence wrote it, which lets the
+// hot read cut the agent out without decoding anything (the presence object holds a
+// status and a number, so its first "}" ends it). A deleting agent's record starts with
+// deleting_since and takes the decoding path.
 type record struct {
 	DeletingSince *time.Time      `json:"deleting_since,omitempty"`
+	Presence      *presence       `json:"presence,omitempty"`
 	Agent         json.RawMessage `json:"agent"`
 }
 
-const liveRecordPrefix = `{"agent":`
+// presence is the stored agent.Presence (only a status and numbers: see record).
+type presence struct {
+	Status string `json:"status"`
+	Rev    uint64 `json:"rev"`
+	Epoch  int64  `json:"epoch,omitempty"`
+}
+
+const (
+	liveRecordPrefix     = `{"agent":`
+	presenceRecordPrefix = `{"presence":{`
+)
 
 func agentItem(a *agent.Agent) (store.Item, error) {
 	wire, err := json.Marshal(&a.Agent)
 	if err != nil {
 		return store.Item{}, fmt.Errorf("encoding agent: %w", err)
 	}
-	b, err := json.Marshal(record{Agent: wire, DeletingSince: a.DeletingSince})
+	r := record{Agent: wire, DeletingSince: a.DeletingSince}
+	if p := a.Presence; p != nil {
+		r.Presence = &presence{Status: p.Status, Rev: p.Rev, Epoch: p.Epoch}
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return store.Item{}, fmt.Errorf("encoding agent: %w", err)
 	}
 	return store.Item{Key: AgentKey(a.TenantID, a.ID), Data: b}, nil
 }
 
+// liveAgentJSON cuts a live agent's JSON out of its record, or reports that the record
+// needs decoding.
+func liveAgentJSON(d []byte) ([]byte, bool) {
+	if len(d) < 2 || d[len(d)-1] != '}' {
+		return nil, false
+	}
+	switch {
+	case bytes.HasPrefix(d, []byte(liveRecordPrefix)):
+		return d[len(liveRecordPrefix) : len(d)-1], len(d) > len(liveRecordPrefix)+1
+	case bytes.HasPrefix(d, []byte(presenceRecordPrefix)):
+		const sep = `},"agent":`
+		i := bytes.IndexByte(d[len(presenceRecordPrefix):], '}')
+		if i < 0 {
+			return nil, false
+		}
+		rest := d[len(presenceRecordPrefix)+i:]
+		if !bytes.HasPrefix(rest, []byte(sep)) || len(rest) <= len(sep)+1 {
+			return nil, false
+		}
+		return rest[len(sep) : len(rest)-1], true
+	}
+	return nil, false
+}
+
 func storedFrom(it store.Item) (agent.Stored, error) {
 	id := strings.TrimPrefix(it.SK, agentPrefix)
-	if d := it.Data; len(d) > len(liveRecordPrefix)+1 && string(d[:len(liveRecordPrefix)]) == liveRecordPrefix && d[len(d)-1] == '}' {
-		return agent.Stored{ID: id, JSON: d[len(liveRecordPrefix) : len(d)-1]}, nil
+	if j, ok := liveAgentJSON(it.Data); ok {
+		return agent.Stored{ID: id, JSON: j}, nil
 	}
 	var r record
 	if err := json.Unmarshal(it.Data, &r); err != nil || len(r.Agent) == 0 {
@@ -180,6 +223,9 @@ func agentFrom(it store.Item) (agent.Agent, error) {
 		return agent.Agent{}, fmt.Errorf("decoding agent %s %s: %w", it.PK, it.SK, err)
 	}
 	a := agent.Agent{DeletingSince: r.DeletingSince, Version: it.Version}
+	if p := r.Presence; p != nil {
+		a.Presence = &agent.Presence{Status: p.Status, Rev: p.Rev, Epoch: p.Epoch}
+	}
 	if err := json.Unmarshal(r.Agent, &a.Agent); err != nil {
 		return agent.Agent{}, fmt.Errorf("decoding agent %s %s: %w", it.PK, it.SK, err)
 	}

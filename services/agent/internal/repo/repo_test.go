@@ -239,6 +239,25 @@ func TestStoredRecordFormat(t *testing.T) {
 		t.Fatalf("agent JSON %s: %v", st.JSON, err)
 	}
 
+	// Once presence wrote the agent, its mark comes first and the hot read still cuts.
+	a.Presence = &agent.Presence{Status: agentv1.StatusBusy, Rev: 1 << 40, Epoch: 1767225600123456789}
+	if it, err = agentItem(&a); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(it.Data), presenceRecordPrefix) {
+		t.Fatalf("a live record with presence starts with %.20s", it.Data)
+	}
+	if st, err = storedFrom(it); err != nil || st.Deleting {
+		t.Fatalf("stored %+v %v", st, err)
+	}
+	r = record{}
+	if err := json.Unmarshal(it.Data, &r); err != nil || !bytes.Equal(r.Agent, st.JSON) {
+		t.Fatalf("fast path %s, decoded %s (%v)", st.JSON, r.Agent, err)
+	}
+	if back, err := agentFrom(it); err != nil || back.Presence == nil || *back.Presence != *a.Presence {
+		t.Fatalf("presence read back as %+v (%v)", back.Presence, err)
+	}
+
 	now := time.Now().UTC()
 	a.DeletingSince = &now
 	if it, err = agentItem(&a); err != nil {
@@ -246,5 +265,27 @@ func TestStoredRecordFormat(t *testing.T) {
 	}
 	if st, err = storedFrom(it); err != nil || !st.Deleting || !json.Valid(st.JSON) {
 		t.Fatalf("a deleting agent read as %+v %v", st, err)
+	}
+	a.Presence = nil
+	if it, err = agentItem(&a); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = storedFrom(it); err != nil || !st.Deleting || !json.Valid(st.JSON) {
+		t.Fatalf("a deleting agent without presence read as %+v %v", st, err)
+	}
+}
+
+// Records that are not what the hot read expects are decoded (or refused), never cut
+// wrongly.
+func TestStoredRecordOddShapes(t *testing.T) {
+	for _, d := range []string{
+		`{"agent":}`,
+		`{"presence":{"status":"busy"}}`,
+		`{"presence":{"status":"busy","agent":{}}`,
+		`{"presence":{"status":"busy"},"agent":}`,
+	} {
+		if j, ok := liveAgentJSON([]byte(d)); ok {
+			t.Errorf("%s: cut %s", d, j)
+		}
 	}
 }
