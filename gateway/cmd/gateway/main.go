@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/artcafe-ai/pubsub/gateway/internal/config"
 	"github.com/artcafe-ai/pubsub/gateway/internal/hints"
 	"github.com/artcafe-ai/pubsub/gateway/internal/httpapi"
+	"github.com/artcafe-ai/pubsub/gateway/internal/messaging"
+	"github.com/artcafe-ai/pubsub/gateway/internal/realtime"
 	"github.com/artcafe-ai/pubsub/gateway/internal/sshkeylookup"
 	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/buildinfo"
@@ -88,23 +91,65 @@ func start(ctx context.Context) error {
 	}
 	defer authn.Close()
 
+	// The channel cache (fed by every tenant's channel events) and the publisher: a warm
+	// publish is authentication from cache, the channel from cache, one JetStream publish.
+	channels, err := messaging.NewChannels(messaging.RPCSource(rpc), messaging.ChannelsConfig{
+		TTL:           messaging.MaxTTL,
+		NotFoundTTL:   messaging.MaxNotFoundTTL,
+		LookupTimeout: cfg.UpstreamTimeout,
+		Log:           log.With().Str("part", "channels").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	stopChannels, err := channels.Subscribe(nc)
+	if err != nil {
+		return err
+	}
+	defer stopChannels()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	// The daily message quota arrives with usage metering; until then every plan is
+	// unlimited here.
+	publisher, err := messaging.NewPublisher(js, channels, messaging.Unlimited{}, messaging.PublisherConfig{
+		Timeout: cfg.UpstreamTimeout,
+		Log:     log.With().Str("part", "publish").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// WebSocket sessions: live fan-out, publishing through the same publisher, presence.
+	hub, err := realtime.New(realtime.Deps{
+		NATS: nc, JetStream: js, Auth: authn, Channels: channels, Publisher: publisher,
+		Log: log.With().Str("part", "realtime").Logger(), Metrics: reg,
+	}, realtime.Config{AllowedOrigins: cfg.CORSAllowedOrigins})
+	if err != nil {
+		return err
+	}
+
 	// Tenant, agent and SSH-key changes (members, key rotation, suspension, deletion,
-	// revocation) reach the caches at once; their TTLs bound the staleness when an event
-	// is missed.
-	stopHints, err := hints.Subscribe(nc, hints.Caches{Auth: authn, Credentials: creds, Log: log})
+	// revocation) reach the caches at once, then the WebSocket sessions they concern; the
+	// caches' TTLs bound the staleness when an event is missed.
+	stopHints, err := hints.Subscribe(nc, hints.Caches{Auth: authn, Credentials: creds, Sessions: hub, Log: log})
 	if err != nil {
 		return err
 	}
 	defer stopHints()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	app, err := httpapi.New(httpapi.Deps{
 		Log:                log,
 		NATS:               nc,
 		RPC:                rpc,
 		Auth:               authn,
+		Channels:           channels,
+		Publisher:          publisher,
+		Realtime:           hub,
 		Metrics:            reg,
 		Version:            buildinfo.Version,
 		JWTSecret:          []byte(cfg.JWTSecret),
@@ -129,6 +174,11 @@ func start(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		defer cancel()
+		// WebSocket sessions are hijacked connections the HTTP server no longer tracks:
+		// they are closed with 1001 (and their presence keys deleted) first.
+		if err := hub.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("websocket sessions did not all close in time")
+		}
 		if err := app.ShutdownWithContext(sctx); err != nil {
 			return fmt.Errorf("http shutdown: %w", err)
 		}

@@ -25,6 +25,16 @@ type Caches struct {
 	// Applied, when set, is called after each event has reached the caches (tests wait
 	// on it instead of on time).
 	Applied func(subject string)
+	// Sessions, when set, hears each event after the caches forgot (so a re-check sees
+	// the new answer): the WebSocket sessions of what changed are closed or re-checked.
+	Sessions Sessions
+}
+
+// Sessions is what the WebSocket hub (realtime.Hub) does with the same events.
+type Sessions interface {
+	TenantChanged(tenantv1.TenantChanged)
+	AgentChanged(agentv1.AgentChanged)
+	KeyChanged(sshkeyv1.KeyChanged)
 }
 
 // Subscribe subscribes c to every cache hint on nc. The returned stop unsubscribes.
@@ -76,6 +86,9 @@ func (c Caches) tenantChanged(data []byte) bool {
 	if ev.Change == tenantv1.ChangeDeleted {
 		c.Credentials.ForgetTenant(ev.TenantID)
 	}
+	if c.Sessions != nil {
+		c.Sessions.TenantChanged(ev)
+	}
 	return true
 }
 
@@ -85,6 +98,9 @@ func (c Caches) agentChanged(data []byte) bool {
 		return false
 	}
 	c.Credentials.ForgetAgent(ev)
+	if c.Sessions != nil {
+		c.Sessions.AgentChanged(ev)
+	}
 	return true
 }
 
@@ -94,5 +110,8 @@ func (c Caches) keyChanged(data []byte) bool {
 		return false
 	}
 	c.Credentials.ForgetKey(ev)
+	if c.Sessions != nil {
+		c.Sessions.KeyChanged(ev)
+	}
 	return true
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
+	"github.com/artcafe-ai/pubsub/gateway/internal/messaging"
+	"github.com/artcafe-ai/pubsub/gateway/internal/realtime"
 )
 
 // Header names read from clients.
@@ -40,7 +42,13 @@ type Deps struct {
 	RPC     *natsrpc.Client // upstream calls
 	Auth    *auth.Authenticator
 	Metrics prometheus.Registerer // nil: metrics are kept but not exported
-	Version string
+	// Channels is the channel cache and Publisher the message publisher, shared with the
+	// WebSocket sessions.
+	Channels  *messaging.Channels
+	Publisher *messaging.Publisher
+	// Realtime serves GET /api/v1/ws; nil answers it with 503.
+	Realtime *realtime.Hub
+	Version  string
 
 	// JWTSecret keys the signature of list next_tokens (a key is derived from it).
 	JWTSecret          []byte
@@ -56,6 +64,9 @@ type api struct {
 	log             zerolog.Logger
 	rpc             *natsrpc.Client
 	auth            *auth.Authenticator
+	channels        *messaging.Channels
+	publisher       *messaging.Publisher
+	realtime        *realtime.Hub
 	metrics         *httpMetrics
 	tokens          *pageTokens
 	proxies         trustedProxies
@@ -76,8 +87,8 @@ func New(d Deps) (*fiber.App, error) {
 // newApp is New with extra routes appended to the table (tests use it to exercise
 // policies no route of the table has yet).
 func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
-	if d.RPC == nil || d.Auth == nil || d.NATS == nil {
-		return nil, errors.New("httpapi: NATS, RPC and Auth are required")
+	if d.RPC == nil || d.Auth == nil || d.NATS == nil || d.Channels == nil || d.Publisher == nil {
+		return nil, errors.New("httpapi: NATS, RPC, Auth, Channels and Publisher are required")
 	}
 	if len(d.JWTSecret) == 0 {
 		return nil, errors.New("httpapi: JWTSecret is required")
@@ -107,6 +118,9 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		log:             d.Log,
 		rpc:             d.RPC,
 		auth:            d.Auth,
+		channels:        d.Channels,
+		publisher:       d.Publisher,
+		realtime:        d.Realtime,
 		metrics:         m,
 		tokens:          newPageTokens(d.JWTSecret),
 		proxies:         proxies,
@@ -117,7 +131,7 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		upstreamTimeout: d.UpstreamTimeout,
 		docs:            docs,
 	}
-	routes := a.routes()
+	routes := append(append(a.routes(), a.channelRoutes()...), a.realtimeRoutes()...)
 	if extra != nil {
 		routes = append(routes, extra(a)...)
 	}
@@ -136,6 +150,10 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    90 * time.Second,
 		ReadBufferSize: 8192,
+		// Buffers go back to their pools between requests: an idle keep-alive connection,
+		// and a WebSocket session (fasthttp hands a hijacked connection its read buffer),
+		// does not keep 8 KiB of them (realtime: BenchmarkIdleSessionMemory).
+		ReduceMemoryUsage: true,
 		// The gateway reads the client's address with trustedProxies.clientIP (rightmost
 		// untrusted hop), not c.IP() (leftmost); this keeps Fiber's own view closed too:
 		// with an empty list, X-Forwarded-For is never believed.

@@ -35,11 +35,8 @@ func decodeBody(c *fiber.Ctx, dst validator) error {
 // decodeJSON is decodeBody without the validation, for handlers that complete the body
 // from elsewhere (a header) before validating it.
 func decodeJSON(c *fiber.Ctx, dst any) error {
-	if ct := c.Get(fiber.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != fiber.MIMEApplicationJSON {
-			return natsrpc.NewError(http.StatusUnsupportedMediaType, natsrpc.CodeUnsupportedMediaType, "send the body as application/json")
-		}
+	if err := requireJSON(c); err != nil {
+		return err
 	}
 	body := bytes.TrimSpace(c.Body())
 	if len(body) == 0 {
@@ -61,6 +58,18 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 			return natsrpc.Invalid(natsrpc.FieldError{Field: field, Message: "must be " + jsonKind(te.Type)})
 		}
 		return invalidJSON()
+	}
+	return nil
+}
+
+// requireJSON accepts a body sent as application/json (parameters allowed) or without a
+// Content-Type; anything else is 415.
+func requireJSON(c *fiber.Ctx) error {
+	if ct := c.Get(fiber.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != fiber.MIMEApplicationJSON {
+			return natsrpc.NewError(http.StatusUnsupportedMediaType, natsrpc.CodeUnsupportedMediaType, "send the body as application/json")
+		}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -31,6 +32,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/gateway/internal/auth"
 	"github.com/artcafe-ai/pubsub/gateway/internal/hints"
+	"github.com/artcafe-ai/pubsub/gateway/internal/messaging"
 	"github.com/artcafe-ai/pubsub/gateway/internal/sshkeylookup"
 	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
 )
@@ -49,6 +51,12 @@ type env struct {
 	creds   *auth.Credentials
 	tenants *fakeTenants
 	fleet   *fakeFleet
+	// chans is the fake channel service; channels the gateway's channel cache; js a
+	// JetStream context on the test's own connection, for reading the real MESSAGES stream.
+	chans    *fakeChannels
+	channels *messaging.Channels
+	js       jetstream.JetStream
+	quota    messaging.MessageQuota
 	// hints counts the cache hints the gateway has applied, by subject.
 	hintsMu sync.Mutex
 	hints   map[string]int
@@ -76,6 +84,9 @@ func withTrustedProxies(p ...string) envOption {
 	return func(_ *env, d *Deps) { d.TrustedProxies = p }
 }
 
+// withQuota puts q in front of every publish.
+func withQuota(q messaging.MessageQuota) envOption { return func(e *env, _ *Deps) { e.quota = q } }
+
 // withRoutes appends routes to the table.
 func withRoutes(f func(*api) []route) envOption { return func(e *env, _ *Deps) { e.extra = f } }
 
@@ -88,6 +99,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	e.tenants.start(t, natsrpctest.Connect(t, ns))
 	e.fleet = newFakeFleet()
 	e.fleet.start(t, natsrpctest.Connect(t, ns))
+	e.chans = newFakeChannels(e.fleet)
+	e.js = e.chans.start(t, natsrpctest.Connect(t, ns))
 
 	rpc := natsrpc.NewClient(e.nc)
 	log := zerolog.New(e.logs)
@@ -112,9 +125,28 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Log: log, NATS: e.nc, RPC: rpc, Auth: a, Metrics: e.reg, Version: "1.2.3-test",
 		JWTSecret: []byte(testSecret),
 	}
+	e.quota = messaging.Unlimited{}
 	for _, o := range opts {
 		o(e, &deps)
 	}
+	// What main does: the channel cache fed by the channel events, and the publisher.
+	if e.channels, err = messaging.NewChannels(messaging.RPCSource(rpc), messaging.ChannelsConfig{Log: log, Applied: e.hintApplied}); err != nil {
+		t.Fatal(err)
+	}
+	stopChannels, err := e.channels.Subscribe(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopChannels)
+	gjs, err := jetstream.New(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := messaging.NewPublisher(gjs, e.channels, e.quota, messaging.PublisherConfig{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Channels, deps.Publisher = e.channels, pub
 	app, err := newApp(deps, e.extra)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
@@ -383,17 +415,25 @@ type fakeTenants struct {
 	seq     int
 	delay   time.Duration
 	seen    map[string]natsrpc.Identity // op → last caller identity
+	calls   map[string]int              // op → calls
 	svc     micro.Service
 }
 
 func newFakeTenants() *fakeTenants {
-	return &fakeTenants{tenants: map[string]*fakeTenant{}, keys: map[string]string{}, seen: map[string]natsrpc.Identity{}}
+	return &fakeTenants{tenants: map[string]*fakeTenant{}, keys: map[string]string{}, seen: map[string]natsrpc.Identity{}, calls: map[string]int{}}
 }
 
 func (f *fakeTenants) identity(op string) natsrpc.Identity {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.seen[op]
+}
+
+// callCount is how many times op was called.
+func (f *fakeTenants) callCount(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
 }
 
 func (f *fakeTenants) setDelay(d time.Duration) {
@@ -492,6 +532,7 @@ func (f *fakeTenants) stop(t *testing.T) {
 func (f *fakeTenants) enter(ctx context.Context, op string) func() {
 	f.mu.Lock()
 	f.seen[op] = natsrpc.IdentityFrom(ctx)
+	f.calls[op]++
 	d := f.delay
 	f.mu.Unlock()
 	if d > 0 {

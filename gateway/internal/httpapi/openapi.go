@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 )
 
 // huma is used only as the OpenAPI 3.1 model and JSON-schema generator: requests are
@@ -50,7 +52,8 @@ var errorCodes = map[int]string{
 	http.StatusRequestEntityTooLarge: "payload_too_large",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusUnprocessableEntity:   "validation_failed, private_key_rejected",
-	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusUpgradeRequired:       "upgrade_required",
+	http.StatusTooManyRequests:       "rate_limited, message_quota_exceeded, connection_limit_exceeded",
 	http.StatusInternalServerError:   "internal",
 	http.StatusBadGateway:            "bad_gateway",
 	http.StatusServiceUnavailable:    "service_unavailable, auth_unavailable",
@@ -95,6 +98,9 @@ func buildOpenAPI(routes []route, version string) (doc []byte, err error) {
 			{Name: tagAgents, Description: "The tenant's agents: registration, filters, status, deletion. An agent token may read and edit its own record."},
 			{Name: tagSSHKeys, Description: "The tenant's SSH public keys. Keys of type `agent` bound to an agent let that agent log in (see `auth`)."},
 			{Name: tagAuth, Description: loginFlow},
+			{Name: tagChannels, Description: "The tenant's channels and which agents belong to them (subscriptions with a role). In a `private` channel an agent needs a subscription: any role to subscribe, `publisher` or `admin` to publish."},
+			{Name: tagRealtime, Description: realtimeDescription},
+			{Name: tagMessages, Description: "Publishing and history. A message is `{message_id, seq, channel_id, tenant_id, timestamp, sender{type, id}, data}` on every path (REST history, WebSocket); `data` is the published JSON object, byte for byte."},
 		},
 	}
 	errSchema := reg.Schema(reflect.TypeFor[ErrorBody](), true, "ErrorBody")
@@ -147,6 +153,10 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 			schema.Enum = append(schema.Enum, v)
 		}
 		op.Parameters = append(op.Parameters, &huma.Param{Name: q.name, In: "query", Description: q.desc, Schema: schema})
+	}
+	for _, h := range rt.headers {
+		op.Parameters = append(op.Parameters, &huma.Param{Name: h.name, In: "header", Description: h.desc,
+			Schema: &huma.Schema{Type: huma.TypeString}})
 	}
 	if rt.body != nil {
 		op.RequestBody = &huma.RequestBody{
@@ -243,6 +253,10 @@ func pathParam(rt *route, name string) *huma.Param {
 		p.Description = "Agent id (ULID, any case). A malformed id is 404."
 	case name == "id" && rt.tag == tagSSHKeys:
 		p.Description = "SSH key id (ULID, any case). A malformed id is 404."
+	case name == "id" && (rt.tag == tagChannels || rt.tag == tagMessages):
+		p.Description = "Channel id (ULID, any case). A malformed id is 404."
+	case name == "agent_id":
+		p.Description = "Agent id (ULID, any case). A malformed id is 404."
 	case name == "id":
 		p.Description = "Tenant id (lower-case UUID). A malformed id is 404."
 		p.Schema.Format = "uuid"
@@ -292,13 +306,34 @@ func registerPatchAliases(reg huma.Registry, t reflect.Type, seen map[reflect.Ty
 	seen[t] = true
 	if isPatchField(t) {
 		v, _ := t.FieldByName("Value")
-		reg.RegisterTypeAlias(t, v.Type)
+		alias := v.Type
+		if inline, ok := inlineObjects[v.Type]; ok {
+			alias = inline
+		}
+		reg.RegisterTypeAlias(t, alias)
 		registerPatchAliases(reg, v.Type, seen)
 		return
 	}
 	for i := range t.NumField() {
 		registerPatchAliases(reg, t.Field(i).Type, seen)
 	}
+}
+
+// inlineObjects are the struct types that nullable patch fields carry. huma refuses
+// nullable on a $ref to an object, so such a field is documented with an inline copy of
+// the object's schema instead.
+var inlineObjects = map[reflect.Type]reflect.Type{
+	reflect.TypeFor[channelv1.History](): reflect.TypeFor[inlineSchema[channelv1.History]](),
+}
+
+// inlineSchema documents a T inline (not as a $ref), so that it may be nullable.
+type inlineSchema[T any] struct{}
+
+// Schema returns a copy of T's schema: the field's nullability must not reach the shared one.
+func (inlineSchema[T]) Schema(reg huma.Registry) *huma.Schema {
+	s := *reg.Schema(reflect.TypeFor[T](), false, "")
+	s.AdditionalProperties = nil // unknown fields are ignored, as everywhere (allowAdditionalProperties)
+	return &s
 }
 
 func isPatchField(t reflect.Type) bool {

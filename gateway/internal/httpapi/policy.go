@@ -192,8 +192,8 @@ func (a *api) authorize(c *fiber.Ctx, rt *route, info *reqInfo) (*request, error
 
 	// Header values are copied: fasthttp reuses their memory after the request, and the
 	// authenticator may keep them in a cache.
-	pr, err := a.auth.Authenticate(lookupCtx,
-		strings.Clone(c.Get(fiber.HeaderAuthorization)), strings.Clone(c.Get(headerAPIKey)))
+	authorization, apiKey, tenantHeader := credentials(c, rt.queryAuth)
+	pr, err := a.auth.Authenticate(lookupCtx, authorization, apiKey)
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +211,9 @@ func (a *api) authorize(c *fiber.Ctx, rt *route, info *reqInfo) (*request, error
 	case scopePath:
 		acc, err = a.auth.ForPath(lookupCtx, pr, strings.Clone(c.Params("id")))
 	case scopeHeader:
-		acc, err = a.auth.Resolve(lookupCtx, pr, strings.Clone(c.Get(headerTenantID)))
+		acc, err = a.auth.Resolve(lookupCtx, pr, tenantHeader)
 	case scopeOptional:
-		acc, err = a.auth.Resolve(lookupCtx, pr, strings.Clone(c.Get(headerTenantID)))
+		acc, err = a.auth.Resolve(lookupCtx, pr, tenantHeader)
 		// Only "no tenant could be chosen" is fine here; a header naming a tenant the
 		// caller is not in (403) or a malformed one (400) is still an error: the header
 		// selects, it never grants.

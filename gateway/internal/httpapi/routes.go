@@ -8,6 +8,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/gateway/internal/console"
 )
 
 // route is one operation of the API, declared once: the same value registers the Fiber
@@ -23,15 +24,19 @@ type route struct {
 	resp    any // prototype of the success body; nil = no content
 	status  int
 	policy  policy
-	list    bool         // takes ?limit= and ?next_token=
-	query   []queryParam // further query parameters (list filters)
+	list    bool          // takes ?limit= and ?next_token=
+	query   []queryParam  // further query parameters (list filters)
+	headers []headerParam // request headers the route reads (beyond credentials and tenant)
 	// tenantHeader: the route reads x-tenant-id although its policy resolves no tenant
 	// (the login routes take the tenant from the body or that header).
 	tenantHeader bool
-	errs         []int  // error statuses beyond those the policy, body and list imply
-	also         int    // another status answered with the success body (503 of /health)
-	media        string // media type of a non-JSON success ("" = application/json)
-	handle       func(*request) error
+	// queryAuth: ?token= and ?tenant_id= stand in for the headers (the WebSocket route:
+	// browsers cannot set headers on it).
+	queryAuth bool
+	errs      []int  // error statuses beyond those the policy, body and list imply
+	also      int    // another status answered with the success body (503 of /health)
+	media     string // media type of a non-JSON success ("" = application/json)
+	handle    func(*request) error
 }
 
 // Tags of the OpenAPI document.
@@ -49,6 +54,7 @@ func (a *api) routes() []route {
 	// Agents and keys (SPEC §13): reads from viewer up, writes from member up, API keys
 	// both; an agent token only reads and edits its own agent record.
 	read, write := tenantPolicy(member, natsrpc.RoleViewer), tenantPolicy(member, natsrpc.RoleMember)
+	consolePage, consoleJS, consoleCSS := console.Handler(console.PagePath), console.Handler(console.ScriptPath), console.Handler(console.StylePath)
 	return []route{
 		{method: http.MethodGet, path: "/", op: "get-root", tag: tagSystem, summary: "Service name and version",
 			resp: RootInfo{}, status: http.StatusOK, policy: publicPolicy(), handle: a.root},
@@ -64,6 +70,13 @@ func (a *api) routes() []route {
 			status: http.StatusOK, media: "text/javascript", policy: publicPolicy(), handle: a.docsFile("/docs/init.js")},
 		{method: http.MethodGet, path: "/docs/assets/{file}", op: "get-docs-asset", tag: tagSystem, summary: "Static asset of the docs page",
 			status: http.StatusOK, media: "*/*", policy: publicPolicy(), errs: []int{http.StatusNotFound}, handle: a.docsAsset},
+		{method: http.MethodGet, path: console.PagePath, op: "get-console", tag: tagSystem, summary: "Browser console: watch a channel live and publish",
+			desc:   "A page served from embedded assets: paste a token (kept in memory only), load the channels, watch one over the WebSocket, publish JSON objects. Sent with `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'`.",
+			status: http.StatusOK, media: "text/html", policy: publicPolicy(), handle: func(r *request) error { return consolePage(r.c) }},
+		{method: http.MethodGet, path: console.ScriptPath, op: "get-console-script", tag: tagSystem, summary: "Script of the console page",
+			status: http.StatusOK, media: "text/javascript", policy: publicPolicy(), handle: func(r *request) error { return consoleJS(r.c) }},
+		{method: http.MethodGet, path: console.StylePath, op: "get-console-style", tag: tagSystem, summary: "Stylesheet of the console page",
+			status: http.StatusOK, media: "text/css", policy: publicPolicy(), handle: func(r *request) error { return consoleCSS(r.c) }},
 		{method: http.MethodGet, path: "/api/v1/me", op: "get-me", tag: tagSystem, summary: "Who the caller is",
 			desc: "The principal behind the credentials and, when a tenant can be resolved (x-tenant-id, the token's tenant_id claim, or a single membership), the tenant and role. Tenant fields are omitted when none resolves.",
 			resp: Me{}, status: http.StatusOK, policy: anyCaller(), handle: a.me},
@@ -175,6 +188,11 @@ var (
 type queryParam struct {
 	name, desc string
 	enum       []string
+}
+
+// headerParam documents one request header of a route.
+type headerParam struct {
+	name, desc string
 }
 
 var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)

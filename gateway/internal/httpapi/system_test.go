@@ -26,8 +26,8 @@ func TestRoot(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	e := newEnv(t)
-	// The fakes are one tenant, agent and sshkey instance each; start a second tenant and
-	// agent instance.
+	// The fakes are one tenant, agent, sshkey and channel instance each; start a second
+	// tenant and agent instance.
 	nc := natsrpctest.Connect(t, e.ns)
 	for _, name := range []string{"tenant", "agent"} {
 		svc, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
@@ -59,9 +59,9 @@ func TestHealth(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitHealth(map[string]int{"tenant": 2, "agent": 2, "sshkey": 1, "channel": 0, "usage": 0}, "degraded")
+	waitHealth(map[string]int{"tenant": 2, "agent": 2, "sshkey": 1, "channel": 1, "usage": 0}, "degraded")
 
-	for _, name := range []string{"channel", "usage"} {
+	for _, name := range []string{"usage"} {
 		svc, err := micro.AddService(nc, micro.Config{Name: name, Version: "1.0.0"})
 		if err != nil {
 			t.Fatal(err)
