@@ -63,8 +63,9 @@ test-fuzz: ## each fuzz target of FUZZ_PKGS (the sshkey service) for FUZZ_TIME (
 test-dynamodb: ## the store and service suites against DynamoDB (dynalite), with -race
 	$(WITH_DYNALITE) go test -race $(TEST_FLAGS) $(DYNAMO_PKGS)
 
-test-e2e: ## end-to-end: the real binaries through the launcher, embedded and DynamoDB legs (no -race)
-	$(WITH_DYNALITE) go test $(TEST_FLAGS) -timeout 20m -v ./scripts/e2e/...
+test-e2e: ## end-to-end: the real binaries through the launcher, embedded and DynamoDB legs, the console in headless Chromium (no -race)
+	@chrome="$$(scripts/chromium/ensure.sh)"; echo "chromium: $$chrome"; \
+	CHROME_BIN="$$chrome" $(WITH_DYNALITE) go test $(TEST_FLAGS) -timeout 30m -v ./scripts/e2e/...
 
 lint: ## gofmt must list nothing; go vet on every module
 	@out="$$(gofmt -l $(GO_FILES))"; if [[ -n "$$out" ]]; then echo "gofmt -l lists:"; echo "$$out"; exit 1; fi

@@ -6,14 +6,20 @@
 #   2. GET /api/v1/tenants/{id} through the gateway (auth, tenant access, one NATS hop, bbolt);
 #   3. the same tenant endpoint called directly over NATS (svc.tenant.v1.get);
 #   4. GET /api/v1/agents/{id} through the gateway (PERFORMANCE.md's first row: ≥ 0.6 × 1.);
-#   5. the same agent endpoint called directly over NATS (svc.agent.v1.get).
+#   5. the same agent endpoint called directly over NATS (svc.agent.v1.get);
+#   6. POST /api/v1/channels/{id}/messages, 200-byte body, 0 subscribers (≥ 0.7 × 1.);
+#   7. WebSocket fan-out with scripts/wsbench: 1 REST publisher → 10 subscribers at
+#      1,000 msg/s and at the publisher's maximum rate, and → 100 subscribers at 1,000 msg/s.
+# Rows 6 and 7 run in an enterprise tenant (no plan limit gets in the way of the load).
 # Needs wrk (Debian: apt-get install wrk). Env: DURATION (10s), CONNS (64),
-# STACKBENCH (path to shared/stackbench; skipped when absent), LOG_LEVEL (info).
+# STACKBENCH (path to shared/stackbench; skipped when absent), LOG_LEVEL (info),
+# WS_DURATION (10s, each fan-out run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
+WS_DURATION=${WS_DURATION:-10s}
 STACKBENCH=${STACKBENCH:-$root/../shared/stackbench}
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)"; exit 1; }
@@ -30,6 +36,7 @@ trap cleanup EXIT
 
 make -s build >/dev/null
 go build -o "$work/natsload" ./scripts/natsload
+go build -o "$work/wsbench" ./scripts/wsbench
 
 results=()
 wrk_line() { # label, wrk args...: prints "label: N req/s p50 p99"
@@ -42,6 +49,14 @@ wrk_line() { # label, wrk args...: prints "label: N req/s p50 p99"
 	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $label had non-2xx replies:"; echo "$out"; exit 1; fi
 	results+=("$(printf '%-44s %10s req/s  p50 %8s  p99 %8s' "$label" "$rps" "$p50" "$p99")")
 	last_rps=$rps
+}
+wsbench_line() { # label, wsbench args...: wsbench's own result line
+	local label=$1; shift
+	local out
+	if ! out=$("$work/wsbench" -url "http://$HTTP_ADDR" -token "$admin_token" -tenant "$msg_tenant" -d "$WS_DURATION" "$@" 2>&1); then
+		echo "bench: $label failed:"; echo "$out"; exit 1
+	fi
+	results+=("$(printf '%-44s %s' "$label" "$out")")
 }
 natsload_line() { # label, natsload args...: the same columns from natsload's one line
 	local label=$1; shift
@@ -100,9 +115,28 @@ natsload_line "direct NATS svc.agent.v1.get" -subject svc.agent.v1.get \
 	-data "{\"agent_id\":\"$agent\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
 	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner" -H "Artcafe-Plan: basic"
 
+# 6. REST publish into an enterprise tenant's channel with no subscriber.
+admin_token=$(bin/launcher token -sub bench-admin -role platform_admin)
+msg_tenant=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/tenants" -H "Authorization: Bearer $admin_token" \
+	-H 'Content-Type: application/json' -d '{"name":"bench-messages","admin_email":"bench@example.com","subscription_tier":"enterprise"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
+channel=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/channels" -H "Authorization: Bearer $admin_token" -H "x-tenant-id: $msg_tenant" \
+	-H 'Content-Type: application/json' -d '{"name":"bench-publish"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["channel"]["id"])')
+wrk_line "gateway POST /channels/{id}/messages (200 B)" -s scripts/bench/publish.lua \
+	-H "Authorization: Bearer $admin_token" -H "x-tenant-id: $msg_tenant" \
+	"http://$HTTP_ADDR/api/v1/channels/$channel/messages"
+publish_rps=$last_rps
+
+# 7. Fan-out: each run creates its own channel; latency is publish (REST) → receive (WS).
+wsbench_line "ws fan-out 1 -> 10 subs @ 1,000/s" -subs 10 -rate 1000
+wsbench_line "ws fan-out 1 -> 10 subs @ max" -subs 10 -rate 0
+wsbench_line "ws fan-out 1 -> 100 subs @ 1,000/s" -subs 100 -rate 1000
+
 echo
 echo "make bench ($(nproc) cores, wrk -t2 -c$CONNS -d$DURATION; natsload -c$CONNS):"
 printf '  %s\n' "${results[@]}"
 if [[ -n $ref_rps ]]; then
 	awk -v a="$agent_rps" -v r="$ref_rps" 'BEGIN {printf "  GET /api/v1/agents/{id} = %.2f x fiber-nats (target >= 0.6)\n", a / r}'
+	awk -v a="$publish_rps" -v r="$ref_rps" 'BEGIN {printf "  POST /channels/{id}/messages = %.2f x fiber-nats (target >= 0.7)\n", a / r}'
 fi

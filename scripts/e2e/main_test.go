@@ -85,7 +85,7 @@ func build(dir string) error {
 	if err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	for _, name := range []string{"launcher", "gateway", "tenant", "agent", "sshkey", "agent-login"} {
+	for _, name := range []string{"launcher", "gateway", "tenant", "agent", "sshkey", "channel", "agent-login"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("%s was not built: %w", name, err)
 		}

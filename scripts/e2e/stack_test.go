@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 )
@@ -29,7 +30,7 @@ import (
 func TestEmbeddedStack(t *testing.T) {
 	env := newStackEnv(t)
 	runLeg(t, env, func(t *testing.T) {
-		for _, f := range []string{"tenants.db", "agents.db", "ssh-keys.db"} {
+		for _, f := range []string{"tenants.db", "agents.db", "ssh-keys.db", "channels.db"} {
 			if _, err := os.Stat(filepath.Join(env.DataDir, f)); err != nil {
 				t.Fatalf("embedded leg: no %s in DATA_DIR: %v", f, err)
 			}
@@ -48,7 +49,7 @@ func TestDynamoDBStack(t *testing.T) {
 	env.TablePrefix = "e2e-" + randomHex(t, 4) + "-"
 	runLeg(t, env, func(t *testing.T) {
 		tables := dynamoTables(t, endpoint)
-		for _, table := range []string{"tenants", "agents", "ssh-keys"} {
+		for _, table := range []string{"tenants", "agents", "ssh-keys", "channels"} {
 			if _, err := os.Stat(filepath.Join(env.DataDir, table+".db")); !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("DynamoDB leg: %s.db exists in DATA_DIR (err %v): the embedded store ran", table, err)
 			}
@@ -70,6 +71,8 @@ func runLeg(t *testing.T, env stackEnv, assertBackend func(t *testing.T)) {
 	// needs the story to have reached its end (the deletion).
 	t.Run("scenario", func(t *testing.T) { runScenario(t, env, c, &st) })
 	t.Run("agents", func(t *testing.T) { runAgents(t, env, c, &st.agents) })
+	t.Run("messaging", func(t *testing.T) { runMessaging(t, env, c) })
+	t.Run("console", func(t *testing.T) { runConsole(t, env, c) })
 	t.Run("service metrics", func(t *testing.T) { checkServiceMetrics(t, env) })
 	step(t, "stop", func(t *testing.T) { l.stop(t) })
 	step(t, "backend", assertBackend)
@@ -107,9 +110,11 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 	for _, want := range []string{
 		"API:     " + l.env.baseURL() + "/api/v1",
 		"Docs:    " + l.env.baseURL() + "/docs",
+		"Console: " + l.env.baseURL() + "/console",
 		"tenant   | started ",
 		"agent    | started ",
 		"sshkey   | started ",
+		"channel  | started ",
 		"gateway  | started ",
 	} {
 		if !strings.Contains(out, want) {
@@ -134,7 +139,7 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 		Services      map[string]int `json:"services"`
 	}
 	c.expect(t, http.StatusOK, &h, get, "/health")
-	if !h.NATSConnected || h.Services["tenant"] < 1 || h.Services["agent"] < 1 || h.Services["sshkey"] < 1 {
+	if !h.NATSConnected || h.Services["tenant"] < 1 || h.Services["agent"] < 1 || h.Services["sshkey"] < 1 || h.Services["channel"] < 1 {
 		t.Fatalf("/health = %+v", h)
 	}
 	for _, name := range []string{"tenant", "agent", "sshkey", "channel", "usage"} {
@@ -158,6 +163,7 @@ func checkMicroInfo(t *testing.T, natsURL string) {
 		{tenantv1.Service, tenantv1.Version, tenantv1.Subject(tenantv1.OpCreate)},
 		{agentv1.Service, agentv1.Version, agentv1.Subject(agentv1.OpGet)},
 		{sshkeyv1.Service, sshkeyv1.Version, sshkeyv1.Subject(sshkeyv1.OpVerify)},
+		{channelv1.Service, channelv1.Version, channelv1.Subject(channelv1.OpLookup)},
 	} {
 		msg, err := nc.Request("$SRV.INFO."+svc.name, nil, 5*time.Second)
 		if err != nil {
@@ -211,13 +217,14 @@ func checkMetrics(t *testing.T, env stackEnv, c *client, tok string) {
 	}
 }
 
-// checkServiceMetrics: the agent and sshkey services serve their metrics at the launcher's
-// ports for them (+2, +3: their places in its list), with samples of the scenario's calls.
+// checkServiceMetrics: the agent, sshkey and channel services serve their metrics at the
+// launcher's ports for them (+2, +3, +4: their places in its list), with samples of the
+// scenario's calls.
 func checkServiceMetrics(t *testing.T, env stackEnv) {
 	for _, m := range []struct {
 		name   string
 		offset int
-	}{{"agent", 2}, {"sshkey", 3}} {
+	}{{"agent", 2}, {"sshkey", 3}, {"channel", 4}} {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(env.MetricsBase+m.offset) + "/metrics")
 		if err != nil {
 			t.Fatalf("%s metrics: %v", m.name, err)

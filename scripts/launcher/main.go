@@ -485,6 +485,7 @@ func banner(base string, cfg config, token string) string {
 	fmt.Fprintf(&b, "ArtCafe PubSub is running.\n")
 	fmt.Fprintf(&b, "  API:     %s/api/v1\n", base)
 	fmt.Fprintf(&b, "  Docs:    %s/docs\n", base)
+	fmt.Fprintf(&b, "  Console: %s/console\n", base)
 	fmt.Fprintf(&b, "  Health:  %s/health\n", base)
 	fmt.Fprintf(&b, "  NATS:    %s\n", cfg.NATSURL)
 	fmt.Fprintf(&b, "  Data:    %s\n", cfg.DataDir)
