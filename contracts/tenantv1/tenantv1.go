@@ -31,6 +31,7 @@ const (
 	OpMembersAdd    = "members_add"    // MembersAddRequest → MemberResponse
 	OpMembersUpdate = "members_update" // MembersUpdateRequest → MemberResponse
 	OpMembersRemove = "members_remove" // MembersRemoveRequest → Empty
+	OpBilling       = "billing"        // BillingRequest → BillingResponse (the identity's tenant)
 
 	// Lookups for the gateway's authentication; called with a system identity.
 	OpLookupMembership  = "lookup_membership"   // LookupMembershipRequest → Membership
@@ -423,4 +424,20 @@ func tenantID(id string) error {
 		return natsrpc.NotFound("tenant not found")
 	}
 	return nil
+}
+
+// BillingRequest asks for the billing view of the caller's tenant (from the identity).
+type BillingRequest struct{}
+
+// BillingResponse is GET /billing (SPEC §4.7): the plan, its monthly price as a JSON number
+// in USD, the payment status and the next billing date (the end of the trial while in
+// trial, else the next monthly anniversary of the tenant's creation).
+type BillingResponse struct {
+	TenantID        string  `json:"tenant_id" format:"uuid"`
+	Plan            string  `json:"plan" enum:"free,basic,pro,enterprise"`
+	BillingCycle    string  `json:"billing_cycle" enum:"monthly"`
+	NextBillingDate string  `json:"next_billing_date" format:"date"`
+	Amount          float64 `json:"amount"`
+	Currency        string  `json:"currency" enum:"USD"`
+	Status          string  `json:"status" enum:"trial,active,past_due"`
 }
