@@ -60,6 +60,9 @@ type Deps struct {
 	Server    *natsrpc.Server // serves the endpoints (natsx.Handle)
 	Micro     micro.Service   // the endpoints go here (natsx.AddEndpoints)
 	Log       zerolog.Logger
+	// Metrics is the registry served at METRICS_ADDR, for the service's own metrics
+	// (low-cardinality labels only).
+	Metrics prometheus.Registerer
 	// Go registers long-running work of the service's own (a watcher) to run beside the
 	// micro service and the cascade once Setup has returned. Its context ends at
 	// shutdown, after the requests in flight have been answered and before NATS drains
@@ -165,6 +168,7 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 		Server:    srv,
 		Micro:     ms,
 		Log:       log,
+		Metrics:   reg,
 		Go:        func(name string, fn func(ctx context.Context) error) { work = append(work, task{name, fn}) },
 	})
 	if err == nil && purge == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/sshkeys"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge"
 	"github.com/artcafe-ai/pubsub/services/kit/service"
 )
 
@@ -26,7 +27,9 @@ func spec() service.Spec {
 		ContractVersion: agentv1.Version,
 		Table:           repo.Table,
 		Setup: func(d service.Deps) (cascade.Purger, error) {
-			svc := agent.NewService(repo.New(d.Table), sshkeys.New(d.Client), events.NewPublisher(d.NATS, d.Log))
+			gauges := gauge.New(d.JetStream, d.Log)
+			d.Go("gauge reporter", gauges.Run)
+			svc := agent.NewService(repo.New(d.Table), sshkeys.New(d.Client), events.NewPublisher(d.NATS, d.Log), agent.WithGauges(gauges))
 			d.Go("presence watcher", presence.New(d.JetStream, svc, d.Log.With().Str("part", "presence").Logger()).Run)
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},

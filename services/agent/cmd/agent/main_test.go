@@ -14,6 +14,8 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/presencev1"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge/gaugetest"
 	"github.com/artcafe-ai/pubsub/services/kit/service/servicetest"
 )
 
@@ -48,6 +50,8 @@ func TestSpecPurgesDeletedTenants(t *testing.T) {
 	if n := agents(); n != 1 {
 		t.Fatalf("%d agents before the deletion", n)
 	}
+	// The new count reaches usage as a gauge event.
+	gaugetest.Wait(t, in.JetStream(t), tenantID, usagev1.GaugeAgents, 1)
 	in.DeleteTenant(t, tenantID)
 	in.Settled(t)
 	if n := agents(); n != 0 {

@@ -74,7 +74,7 @@ func (s *Service) Repair(ctx context.Context, tenantID string) error {
 		return err
 	}
 	if d := total - c.Total; d != 0 {
-		if _, err := s.repo.AddTotal(ctx, tenantID, d, nil); err != nil {
+		if _, err := s.addTotal(ctx, tenantID, d, nil); err != nil {
 			return err
 		}
 	}

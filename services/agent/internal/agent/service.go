@@ -16,6 +16,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 )
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
@@ -37,6 +38,7 @@ type Service struct {
 	repo   Repository
 	keys   Keys
 	events Events
+	gauges Gauges
 	now    func() time.Time
 	ids    *idSource
 }
@@ -47,10 +49,23 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
+// Gauges receives the tenant's count of agents after every change of it, for usage
+// metering (kit/gauge.Reporter); Report must not block.
+type Gauges interface {
+	Report(tenantID, kind string, value int64)
+}
+
+type noGauges struct{}
+
+func (noGauges) Report(string, string, int64) {}
+
+// WithGauges sends the tenant's agent count to g after every change (usage gauges).
+func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
+
 // NewService returns the use cases on repo, calling the sshkey service through keys and
 // publishing through events.
 func NewService(repo Repository, keys Keys, events Events, opts ...Option) *Service {
-	s := &Service{repo: repo, keys: keys, events: events, now: time.Now, ids: newIDSource()}
+	s := &Service{repo: repo, keys: keys, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -58,6 +73,15 @@ func NewService(repo Repository, keys Keys, events Events, opts ...Option) *Serv
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// addTotal changes the tenant's agent counter and reports the new count (usage gauge).
+func (s *Service) addTotal(ctx context.Context, tenantID string, delta int64, max *int64) (int64, error) {
+	n, err := s.repo.AddTotal(ctx, tenantID, delta, max)
+	if err == nil {
+		s.gauges.Report(tenantID, usagev1.GaugeAgents, n)
+	}
+	return n, err
+}
 
 // idSource makes ULIDs that increase within this process, even within one millisecond.
 type idSource struct {
@@ -130,14 +154,14 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 	}
 
 	limit := plan.Limits.MaxAgents
-	if _, err := s.repo.AddTotal(ctx, tenantID, 1, limit); err != nil {
+	if _, err := s.addTotal(ctx, tenantID, 1, limit); err != nil {
 		if errors.Is(err, ErrConflict) && limit != nil {
 			return Agent{}, nil, s.limitError(ctx, tenantID, *limit, plan.ID)
 		}
 		return Agent{}, nil, err
 	}
 	undo := compensation{func(ctx context.Context) error {
-		_, err := s.repo.AddTotal(ctx, tenantID, -1, nil)
+		_, err := s.addTotal(ctx, tenantID, -1, nil)
 		return err
 	}}
 	if err := s.repo.AddStatus(ctx, tenantID, InitialStatus, 1); err != nil {
@@ -439,7 +463,7 @@ func (s *Service) finishDelete(ctx context.Context, a Agent) error {
 		// Only the request that deleted the item uncounts it.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
 		defer cancel()
-		if _, err := s.repo.AddTotal(cctx, a.TenantID, -1, nil); err != nil {
+		if _, err := s.addTotal(cctx, a.TenantID, -1, nil); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("agent counter not decremented")
 		}
 		if err := s.repo.AddStatus(cctx, a.TenantID, a.Status, -1); err != nil {

@@ -36,7 +36,7 @@ import (
 )
 
 // Table is the table name of the agent service (the store adds its prefix).
-const Table = "agents"
+const Table = store.TableAgents
 
 const (
 	tenantPrefix     = "T#"

@@ -18,6 +18,7 @@ import (
 	"github.com/artcafe-ai/pubsub/services/channel/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/stream"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge"
 	"github.com/artcafe-ai/pubsub/services/kit/service"
 )
 
@@ -40,7 +41,9 @@ func spec() service.Spec {
 			if err != nil {
 				return nil, err
 			}
-			svc := channel.NewService(repo.New(d.Table), agents.New(d.Client), messages, events.NewPublisher(d.NATS, d.Log))
+			gauges := gauge.New(d.JetStream, d.Log)
+			d.Go("gauge reporter", gauges.Run)
+			svc := channel.NewService(repo.New(d.Table), agents.New(d.Client), messages, events.NewPublisher(d.NATS, d.Log), channel.WithGauges(gauges))
 			d.Go("trimmer", stream.NewTrimmer(messages, svc, d.Log).Run)
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},

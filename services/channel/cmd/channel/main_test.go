@@ -8,7 +8,9 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/messagev1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/streamtest"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge/gaugetest"
 	"github.com/artcafe-ai/pubsub/services/kit/service/servicetest"
 )
 
@@ -37,6 +39,8 @@ func TestSpec(t *testing.T) {
 	if err := in.Client.Call(ctx, channelv1.Subject(channelv1.OpCreate), channelv1.CreateRequest{Channel: channelv1.CreateBody{Name: "c"}}, &created); err != nil {
 		t.Fatal(err)
 	}
+	// The new count reaches usage as a gauge event.
+	gaugetest.Wait(t, js, tenantID, usagev1.GaugeChannels, 1)
 	streamtest.Publish(t, js, tenantID, created.Channel.ID, `{"x":1}`, streamtest.Options{})
 	var h channelv1.HistoryResponse
 	if err := in.Client.Call(ctx, channelv1.Subject(channelv1.OpHistory), channelv1.HistoryRequest{ChannelID: created.Channel.ID}, &h); err != nil || len(h.Messages) != 1 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 )
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
@@ -35,6 +36,7 @@ type Service struct {
 	agents   Agents
 	messages Messages
 	events   Events
+	gauges   Gauges
 	now      func() time.Time
 	ids      *idSource
 }
@@ -45,10 +47,23 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
+// Gauges receives the tenant's count of channels after every change of it, for usage
+// metering (kit/gauge.Reporter); Report must not block.
+type Gauges interface {
+	Report(tenantID, kind string, value int64)
+}
+
+type noGauges struct{}
+
+func (noGauges) Report(string, string, int64) {}
+
+// WithGauges sends the tenant's channel count to g after every change (usage gauges).
+func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
+
 // NewService returns the use cases on repo, asking the agent service through agents,
 // reading and purging stored messages through messages and publishing through events.
 func NewService(repo Repository, agents Agents, messages Messages, events Events, opts ...Option) *Service {
-	s := &Service{repo: repo, agents: agents, messages: messages, events: events, now: time.Now, ids: newIDSource()}
+	s := &Service{repo: repo, agents: agents, messages: messages, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -56,6 +71,15 @@ func NewService(repo Repository, agents Agents, messages Messages, events Events
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// addTotal changes the tenant's channel counter and reports the new count (usage gauge).
+func (s *Service) addTotal(ctx context.Context, tenantID string, delta int64, max *int64) (int64, error) {
+	n, err := s.repo.AddTotal(ctx, tenantID, delta, max)
+	if err == nil {
+		s.gauges.Report(tenantID, usagev1.GaugeChannels, n)
+	}
+	return n, err
+}
 
 // idSource makes ULIDs that increase within this process, even within one millisecond.
 type idSource struct {
@@ -149,7 +173,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in channelv1.CreateBo
 	}
 
 	limit := plan.Limits.MaxChannels
-	if _, err := s.repo.AddTotal(ctx, tenantID, 1, limit); err != nil {
+	if _, err := s.addTotal(ctx, tenantID, 1, limit); err != nil {
 		if errors.Is(err, ErrConflict) && limit != nil {
 			return channelv1.Channel{}, s.limitError(ctx, tenantID, *limit, plan.ID)
 		}
@@ -157,7 +181,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in channelv1.CreateBo
 	}
 	uncount := func() {
 		detached(ctx, "channel counter not decremented", func(ctx context.Context) error {
-			_, err := s.repo.AddTotal(ctx, tenantID, -1, nil)
+			_, err := s.addTotal(ctx, tenantID, -1, nil)
 			return err
 		})
 	}
@@ -341,7 +365,7 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		}
 	}
 	detached(ctx, "channel counter not decremented", func(ctx context.Context) error {
-		_, err := s.repo.AddTotal(ctx, tenantID, -1, nil)
+		_, err := s.addTotal(ctx, tenantID, -1, nil)
 		return err
 	})
 	detached(ctx, "subscriptions of a deleted channel left behind", func(ctx context.Context) error {

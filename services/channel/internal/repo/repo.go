@@ -28,7 +28,7 @@ import (
 )
 
 // Table is the table name of the channel service (the store adds its prefix).
-const Table = "channels"
+const Table = store.TableChannels
 
 const (
 	tenantPrefix       = "T#"

@@ -5,6 +5,7 @@ package main
 import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge"
 	"github.com/artcafe-ai/pubsub/services/kit/service"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/events"
@@ -22,7 +23,9 @@ func spec() service.Spec {
 		ContractVersion: sshkeyv1.Version,
 		Table:           repo.Table,
 		Setup: func(d service.Deps) (cascade.Purger, error) {
-			svc := sshkey.NewService(repo.New(d.Table), agents.New(d.Client), events.NewPublisher(d.NATS, d.Log))
+			gauges := gauge.New(d.JetStream, d.Log)
+			d.Go("gauge reporter", gauges.Run)
+			svc := sshkey.NewService(repo.New(d.Table), agents.New(d.Client), events.NewPublisher(d.NATS, d.Log), sshkey.WithGauges(gauges))
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},
 	}

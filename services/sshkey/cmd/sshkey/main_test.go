@@ -7,6 +7,8 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/services/kit/gauge/gaugetest"
 	"github.com/artcafe-ai/pubsub/services/kit/service/servicetest"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/testkeys"
 )
@@ -47,6 +49,8 @@ func TestSpecPurgesDeletedTenants(t *testing.T) {
 	if n := keys(); n != 1 {
 		t.Fatalf("%d keys before the deletion", n)
 	}
+	// The new count reaches usage as a gauge event.
+	gaugetest.Wait(t, in.JetStream(t), tenantID, usagev1.GaugeSSHKeys, 1)
 	in.DeleteTenant(t, tenantID)
 	in.Settled(t)
 	if n := keys(); n != 0 {

@@ -26,7 +26,7 @@ import (
 )
 
 // Table is the table name of the sshkey service (the store adds its prefix).
-const Table = "ssh-keys"
+const Table = store.TableSSHKeys
 
 const (
 	tenantPrefix    = "T#"

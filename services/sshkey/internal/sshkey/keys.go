@@ -177,7 +177,7 @@ func (s *Service) register(ctx context.Context, sc Scope, p plans.Plan, pk Publi
 	undo := compensation{func(ctx context.Context) error { return s.releaseClaim(ctx, tenantID, pk.Fingerprint, id) }}
 
 	limit := p.Limits.MaxSSHKeys // nil: unlimited, still counted
-	if _, err := s.repo.AddKeyCount(ctx, tenantID, 1, limit); err != nil {
+	if _, err := s.addKeyCount(ctx, tenantID, 1, limit); err != nil {
 		undo.run(ctx)
 		if errors.Is(err, ErrConflict) && limit != nil {
 			n, cerr := s.repo.KeyCount(ctx, tenantID)
@@ -292,7 +292,7 @@ func (s *Service) releaseClaim(ctx context.Context, tenantID, fp, keyID string) 
 
 // uncount gives a key back to the tenant's counter (never below zero).
 func (s *Service) uncount(ctx context.Context, tenantID string) error {
-	if _, err := s.repo.AddKeyCount(ctx, tenantID, -1, nil); err != nil && !errors.Is(err, ErrConflict) {
+	if _, err := s.addKeyCount(ctx, tenantID, -1, nil); err != nil && !errors.Is(err, ErrConflict) {
 		return err
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/plans"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
 )
 
@@ -61,6 +62,7 @@ type Service struct {
 	repo       Repository
 	agents     Agents
 	events     Events
+	gauges     Gauges
 	now        func() time.Time
 	limits     RateLimits
 	claimGrace time.Duration
@@ -73,6 +75,19 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
+// Gauges receives the tenant's count of SSH keys after every change of it, for usage
+// metering (kit/gauge.Reporter); Report must not block.
+type Gauges interface {
+	Report(tenantID, kind string, value int64)
+}
+
+type noGauges struct{}
+
+func (noGauges) Report(string, string, int64) {}
+
+// WithGauges sends the tenant's SSH key count to g after every change (usage gauges).
+func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
+
 // WithRateLimits replaces DefaultRateLimits.
 func WithRateLimits(l RateLimits) Option { return func(s *Service) { s.limits = l } }
 
@@ -83,7 +98,7 @@ func WithClaimGrace(d time.Duration) Option { return func(s *Service) { s.claimG
 // through events.
 func NewService(repo Repository, agents Agents, events Events, opts ...Option) *Service {
 	s := &Service{
-		repo: repo, agents: agents, events: events, now: time.Now,
+		repo: repo, agents: agents, events: events, gauges: noGauges{}, now: time.Now,
 		limits: DefaultRateLimits(), claimGrace: DefaultClaimGrace, ids: newIDSource(),
 	}
 	for _, o := range opts {
@@ -93,6 +108,15 @@ func NewService(repo Repository, agents Agents, events Events, opts ...Option) *
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// addKeyCount changes the tenant's key counter and reports the new count (usage gauge).
+func (s *Service) addKeyCount(ctx context.Context, tenantID string, delta int64, max *int64) (int64, error) {
+	n, err := s.repo.AddKeyCount(ctx, tenantID, delta, max)
+	if err == nil {
+		s.gauges.Report(tenantID, usagev1.GaugeSSHKeys, n)
+	}
+	return n, err
+}
 
 // check rejects a scope without a valid tenant: the gateway always sends one, so this is
 // a programming error.

@@ -21,7 +21,7 @@ func TestSpecServesEveryOperation(t *testing.T) {
 		tenantv1.OpCreate, tenantv1.OpList, tenantv1.OpGet, tenantv1.OpUpdate, tenantv1.OpSetPlan,
 		tenantv1.OpDelete, tenantv1.OpRotateAPIKey, tenantv1.OpMembersList, tenantv1.OpMembersAdd,
 		tenantv1.OpMembersUpdate, tenantv1.OpMembersRemove, tenantv1.OpLookupMembership,
-		tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant)
+		tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant, tenantv1.OpBilling)
 }
 
 // A deleted tenant reaches the service's own cascade, which purges it with the domain's

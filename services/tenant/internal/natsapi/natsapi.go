@@ -34,6 +34,7 @@ func Register(ms micro.Service, srv *natsrpc.Server, svc *tenant.Service) error 
 		natsx.Handle(srv, tenantv1.OpMembersAdd, a.membersAdd),
 		natsx.Handle(srv, tenantv1.OpMembersUpdate, a.membersUpdate),
 		natsx.Handle(srv, tenantv1.OpMembersRemove, a.membersRemove),
+		natsx.Handle(srv, tenantv1.OpBilling, a.billing),
 		natsx.Handle(srv, tenantv1.OpLookupMembership, a.lookupMembership),
 		natsx.Handle(srv, tenantv1.OpLookupUserTenants, a.lookupUserTenants),
 		natsx.Handle(srv, tenantv1.OpLookupAPIKey, a.lookupAPIKey),
@@ -103,6 +104,18 @@ func (a *api) setPlan(ctx context.Context, req *tenantv1.SetPlanRequest) (*tenan
 		return nil, wireError(ctx, err)
 	}
 	return &tenantv1.TenantResponse{Tenant: toTenant(t, "")}, nil
+}
+
+// billing is the billing view of the identity's tenant (GET /billing).
+func (a *api) billing(ctx context.Context, _ *tenantv1.BillingRequest) (*tenantv1.BillingResponse, error) {
+	b, err := a.svc.Billing(ctx, actor(ctx), natsrpc.IdentityFrom(ctx).TenantID)
+	if err != nil {
+		return nil, wireError(ctx, err)
+	}
+	return &tenantv1.BillingResponse{
+		TenantID: b.TenantID, Plan: b.Plan, BillingCycle: "monthly", NextBillingDate: b.NextBillingDate.Format(time.DateOnly),
+		Amount: b.Amount, Currency: "USD", Status: b.Status,
+	}, nil
 }
 
 func (a *api) delete(ctx context.Context, req *tenantv1.DeleteRequest) (*tenantv1.Empty, error) {

@@ -453,12 +453,13 @@ func TestMicroDiscovery(t *testing.T) {
 	}
 	for _, op := range []string{tenantv1.OpCreate, tenantv1.OpList, tenantv1.OpGet, tenantv1.OpUpdate, tenantv1.OpSetPlan,
 		tenantv1.OpDelete, tenantv1.OpRotateAPIKey, tenantv1.OpMembersList, tenantv1.OpMembersAdd, tenantv1.OpMembersUpdate,
-		tenantv1.OpMembersRemove, tenantv1.OpLookupMembership, tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant} {
+		tenantv1.OpMembersRemove, tenantv1.OpLookupMembership, tenantv1.OpLookupUserTenants, tenantv1.OpLookupAPIKey, tenantv1.OpLookupTenant,
+		tenantv1.OpBilling} {
 		if !subjects[tenantv1.Subject(op)] {
 			t.Errorf("endpoint %s not listed", tenantv1.Subject(op))
 		}
 	}
-	if len(info.Endpoints) != 15 {
-		t.Errorf("%d endpoints listed, want 15", len(info.Endpoints))
+	if len(info.Endpoints) != 16 {
+		t.Errorf("%d endpoints listed, want 16", len(info.Endpoints))
 	}
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // Table is the table name of the tenant service (the store adds its prefix).
-const Table = "tenants"
+const Table = store.TableTenants
 
 const (
 	tenantPrefix = "T#"

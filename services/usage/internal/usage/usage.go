@@ -1,0 +1,260 @@
+// Package usage is the domain of the usage service: a tenant's usage per UTC day (the
+// day row: additive counts, the peak of concurrent connections, the gauges of agents,
+// channels and SSH keys, and the per-sender watermarks that make applying counts exact),
+// the agents active on a day, the idempotent application of metering events
+// (usagev1.CountsEvent, usagev1.GaugeEvent) and the reads behind GET /usage-metrics.
+//
+// Exactness: a CountsEntry of sender S with batch B and previous batch P is added to
+// its row only when the row's watermark for S equals P, and the watermark moves to B in
+// the same conditional write. A redelivered entry finds the watermark at or past B and
+// changes nothing; an entry whose predecessor has not been applied yet waits (Gap).
+package usage
+
+import (
+	"context"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/plans"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/contracts/validation"
+)
+
+// Gauge is the last value of one gauge kind on a day, with the instant it was true.
+type Gauge struct {
+	V  int64     `json:"v"`
+	At time.Time `json:"at"`
+}
+
+// Day is a tenant's row of one UTC day as it is stored.
+type Day struct {
+	Counts          usagev1.Counts `json:"counts"`
+	PeakConnections int64          `json:"peak_connections"`
+	// Sources maps a sender (usagev1.CountsEvent.Source) to the last batch of it applied
+	// to this row: the watermark.
+	Sources map[string]uint64 `json:"sources,omitempty"`
+	// Gauges maps a gauge kind (usagev1.Gauge*) to its latest value of the day.
+	Gauges map[string]Gauge `json:"gauges,omitempty"`
+}
+
+// StoredDay is a day row with its date and the store version read (0: not stored yet).
+type StoredDay struct {
+	Date string
+	Day
+	Version int64
+}
+
+// Outcome is what applying one entry did.
+type Outcome int
+
+const (
+	// Applied: the entry's counts were added and the watermark moved.
+	Applied Outcome = iota + 1
+	// Skipped: the entry was applied before (a redelivery); nothing changed.
+	Skipped
+	// Gap: an earlier flush of the same sender for this row has not been applied yet;
+	// the entry must come back later.
+	Gap
+	// Inconsistent: the row's watermark lies between the entry's Prev and Batch, which
+	// a correct sender never produces; the entry is dropped (applying it could count
+	// twice, waiting would wait forever).
+	Inconsistent
+	// Invalid: the entry is malformed (tenant, date, batches); dropped.
+	Invalid
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "applied"
+	case Skipped:
+		return "skipped"
+	case Gap:
+		return "gap"
+	case Inconsistent:
+		return "inconsistent"
+	case Invalid:
+		return "invalid"
+	}
+	return "unknown"
+}
+
+// applyCounts applies one entry of sender source's flush batch to d (see Outcome).
+func (d *Day) applyCounts(source string, batch uint64, e usagev1.CountsEntry) Outcome {
+	wm := d.Sources[source]
+	switch {
+	case wm >= batch:
+		return Skipped
+	case wm < e.Prev:
+		return Gap
+	case wm > e.Prev:
+		return Inconsistent
+	}
+	d.Counts.Add(e.Counts)
+	d.PeakConnections = max(d.PeakConnections, e.PeakConnections)
+	if d.Sources == nil {
+		d.Sources = make(map[string]uint64, 1)
+	}
+	d.Sources[source] = batch
+	return Applied
+}
+
+// applyGauge keeps the value with the latest instant (the larger value on a tie) and
+// reports whether d changed.
+func (d *Day) applyGauge(kind string, v int64, at time.Time) bool {
+	if cur, ok := d.Gauges[kind]; ok && (at.Before(cur.At) || at.Equal(cur.At) && v <= cur.V) {
+		return false
+	}
+	if d.Gauges == nil {
+		d.Gauges = make(map[string]Gauge, 3)
+	}
+	d.Gauges[kind] = Gauge{V: v, At: at.UTC()}
+	return true
+}
+
+// GaugeKinds are the gauges a day row keeps.
+var GaugeKinds = []string{usagev1.GaugeAgents, usagev1.GaugeChannels, usagev1.GaugeSSHKeys}
+
+// Repository keeps day rows and active-agent markers of a tenant.
+type Repository interface {
+	// GetDay returns the row of date; a row not stored yet is returned empty with
+	// Version 0.
+	GetDay(ctx context.Context, tenantID, date string) (StoredDay, error)
+	// PutDay writes d: created if absent when d.Version is 0, else only over the stored
+	// version d.Version (ErrConflict otherwise).
+	PutDay(ctx context.Context, tenantID string, d StoredDay) error
+	// Days visits the tenant's rows newest first until visit returns false.
+	Days(ctx context.Context, tenantID string, visit func(StoredDay) bool) error
+	// MarkActive records that agentID had a session on date (idempotent).
+	MarkActive(ctx context.Context, tenantID, date, agentID string) error
+	// CountActive counts the agents marked active on date.
+	CountActive(ctx context.Context, tenantID, date string) (int64, error)
+	// Purge deletes every item of the tenant (idempotent).
+	Purge(ctx context.Context, tenantID string) error
+}
+
+// Service holds the use cases.
+type Service struct {
+	repo   Repository
+	now    func() time.Time
+	active *seen
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// NewService returns the use cases on repo.
+func NewService(repo Repository, opts ...Option) *Service {
+	s := &Service{repo: repo, now: time.Now, active: newSeen(activeCacheSize)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// Purge removes everything the usage service keeps for a deleted tenant.
+func (s *Service) Purge(ctx context.Context, tenantID string) error {
+	if !validation.IsUUID(tenantID) {
+		return fmt.Errorf("usage: purge of a malformed tenant id %q", tenantID)
+	}
+	return s.repo.Purge(ctx, tenantID)
+}
+
+// Actor is who asks, as the gateway authenticated it.
+type Actor struct {
+	TenantID string
+	Kind     natsrpc.PrincipalKind
+	Role     string
+	Plan     string
+}
+
+// ActorFrom is the actor of a request context.
+func ActorFrom(ctx context.Context) Actor {
+	id := natsrpc.IdentityFrom(ctx)
+	return Actor{TenantID: id.TenantID, Kind: id.Kind, Role: id.Role, Plan: id.Plan}
+}
+
+// mayRead: any role in the tenant and API keys read usage; agent tokens do not (SPEC §13).
+func (a Actor) mayRead() error {
+	switch a.Kind {
+	case natsrpc.KindSystem:
+		return nil
+	case natsrpc.KindUser, natsrpc.KindAPIKey:
+		if natsrpc.RoleRank(a.Role) < natsrpc.RoleRank(natsrpc.RoleViewer) {
+			return errorf(ErrForbidden, "reading usage needs a role in the tenant")
+		}
+		return nil
+	case natsrpc.KindAgent:
+		return errorf(ErrForbidden, "agent tokens may not read usage")
+	}
+	return errorf(ErrForbidden, "this caller may not read usage")
+}
+
+// tenant is the tenant of the read. The gateway always sets it; a missing or malformed
+// one is a programming error (500, logged), never a 4xx.
+func (a Actor) tenant() (string, error) {
+	if !validation.IsUUID(a.TenantID) {
+		return "", fmt.Errorf("usage: the caller's identity carries no valid tenant id (%q)", a.TenantID)
+	}
+	return a.TenantID, nil
+}
+
+// plan is the caller's plan; an unknown one is a programming error (500, logged).
+func (a Actor) plan() (plans.Plan, error) {
+	p, ok := plans.Get(a.Plan)
+	if !ok {
+		return plans.Plan{}, fmt.Errorf("usage: the caller's identity carries no known plan (%q)", a.Plan)
+	}
+	return p, nil
+}
+
+// backoff sleeps a little, with jitter, so retrying writers spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(mrand.IntN(1+attempt*4)+1) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// activeCacheSize bounds the markers a process remembers having written.
+const activeCacheSize = 100_000
+
+// seen remembers keys already written, so the same agent in every flush of a day costs
+// one write per process, not one per flush. Forgetting is harmless (the write is
+// idempotent): when full it starts over.
+type seen struct {
+	mu   sync.Mutex
+	max  int
+	keys map[string]struct{}
+}
+
+func newSeen(max int) *seen { return &seen{max: max, keys: make(map[string]struct{})} }
+
+func (c *seen) has(k string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.keys[k]
+	return ok
+}
+
+func (c *seen) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.keys) >= c.max {
+		c.keys = make(map[string]struct{})
+	}
+	c.keys[k] = struct{}{}
+}
