@@ -35,7 +35,9 @@ const usage = `launcher runs the local ArtCafe PubSub stack.
 
 Usage:
   launcher run   [-bin DIR] [-stop-timeout 10s] [-ready-timeout 60s]
-      Start embedded NATS (JetStream, data in $DATA_DIR/nats), every service binary found
+      Start embedded NATS (JetStream, data in $DATA_DIR/nats; each component authenticates
+      with its own NKey, seeds made once in $DATA_DIR/nats/nkeys and passed as NATS_CREDS;
+      anonymous connections may only use $SRV.> and _INBOX.>), every service binary found
       in the bin dir (tenant agent sshkey channel usage), then the gateway; print the API
       URL, the docs URL and a user token for local-user once /health answers.
       A child that exits on its own stops the whole stack (exit code 1); it is never
@@ -45,7 +47,8 @@ Usage:
   launcher token [-sub local-user] [-role ROLE[,ROLE]] [-email ADDR] [-ttl 24h]
       Print an HS256 user token signed with the stack's secret (e.g. -role platform_admin).
   launcher nats
-      Run only the embedded NATS server (for tests that start the other processes).
+      Run only the embedded NATS server, with the same users (for tests that start the
+      other processes; give each NATS_CREDS=$DATA_DIR/nats/nkeys/<name>.nk).
 
 Environment (the same names every binary reads; several stacks side by side differ in
 HTTP_ADDR, NATS_URL, DATA_DIR and METRICS_ADDR):
@@ -201,13 +204,20 @@ func runNATS(cfg config, stdout io.Writer) error {
 	return nil
 }
 
+// startNATS starts the embedded server with authentication on: each component has its
+// own NKey (seeds kept in $DATA_DIR/nats/nkeys) and the natsperm permissions.
 func startNATS(cfg config, out *fleet.Output) (*localnats.Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create DATA_DIR: %w", err)
 	}
+	creds, err := localnats.EnsureCredentials(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	w := out.Writer("nats")
 	verbose := cfg.LogLevel == "debug" || cfg.LogLevel == "trace"
-	return localnats.Start(localnats.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Log: w, Verbose: verbose})
+	return localnats.Start(localnats.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Log: w, Verbose: verbose,
+		Users: creds.Public})
 }
 
 func runStack(cfg config, args, environ []string, stdout, stderr io.Writer) int {
@@ -355,6 +365,11 @@ func planStack(cfg config, binDir string, environ []string) (stack, error) {
 		return st, err
 	}
 
+	creds, err := localnats.EnsureCredentials(dataDir)
+	if err != nil {
+		return st, err
+	}
+
 	gateway := filepath.Join(binDir, "gateway")
 	if !isExecutable(gateway) {
 		return st, fmt.Errorf("%s not found: run `make build` first (or pass -bin)", gateway)
@@ -376,10 +391,12 @@ func planStack(cfg config, binDir string, environ []string) (stack, error) {
 		}
 		st.serviceNames = append(st.serviceNames, name)
 		// Services never see AUTH_JWT_SECRET: only the gateway verifies tokens.
-		env := childEnv(common, map[string]string{"METRICS_ADDR": metrics(1 + i), "AUTH_JWT_SECRET": ""})
+		env := childEnv(common, map[string]string{"METRICS_ADDR": metrics(1 + i), "AUTH_JWT_SECRET": "",
+			"NATS_CREDS": creds.SeedFile(name)})
 		st.procs = append(st.procs, fleet.Process{Name: name, Path: path, Env: env, Stage: 0})
 	}
-	env := childEnv(common, map[string]string{"METRICS_ADDR": metrics(0), "AUTH_JWT_SECRET": st.secret})
+	env := childEnv(common, map[string]string{"METRICS_ADDR": metrics(0), "AUTH_JWT_SECRET": st.secret,
+		"NATS_CREDS": creds.SeedFile("gateway")})
 	st.procs = append(st.procs, fleet.Process{Name: "gateway", Path: gateway, Env: env, Stage: 1})
 	return st, nil
 }

@@ -135,6 +135,16 @@ func TestPlanStack(t *testing.T) {
 			t.Fatalf("env = %v", env)
 		}
 	}
+	// Each child authenticates to NATS as itself with a seed kept in the data dir.
+	for name, env := range map[string]map[string]string{"tenant": tenant, "channel": channel, "gateway": gateway} {
+		want := filepath.Join(data, "nats", "nkeys", name+".nk")
+		if env["NATS_CREDS"] != want {
+			t.Fatalf("%s NATS_CREDS = %q, want %q", name, env["NATS_CREDS"], want)
+		}
+		if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s seed: %v %v", name, fi, err)
+		}
+	}
 	if st.procs[2].Stage <= st.procs[0].Stage {
 		t.Fatal("the gateway must be stopped before the services")
 	}

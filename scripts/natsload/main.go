@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -30,6 +32,8 @@ func main() {
 	conc := flag.Int("c", 64, "concurrent requesters")
 	dur := flag.Duration("d", 10*time.Second, "duration")
 	timeout := flag.Duration("timeout", 5*time.Second, "per-request timeout")
+	creds := flag.String("creds", os.Getenv("NATS_CREDS"), "NKey seed or creds file (the fleet's: $DATA_DIR/nats/nkeys/gateway.nk)")
+	as := flag.String("as", natsperm.Gateway, "component whose inbox prefix replies use (with -creds)")
 	var headers headerFlags
 	flag.Var(&headers, "H", "header as Name:value (repeatable)")
 	flag.Parse()
@@ -38,7 +42,15 @@ func main() {
 		os.Exit(2)
 	}
 
-	nc, err := nats.Connect(*url, nats.Name("natsload"))
+	opts := []nats.Option{nats.Name("natsload")}
+	if *creds != "" {
+		seed, err := nats.NkeyOptionFromSeed(*creds)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, seed, nats.CustomInboxPrefix(natsperm.InboxPrefix(*as)))
+	}
+	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 )
 
 // Config says where the server listens and keeps its data.
@@ -28,6 +30,10 @@ type Config struct {
 	Log io.Writer
 	// Verbose adds its notices (start-up banner, connections) and debug lines.
 	Verbose bool
+	// Users, when set, turns authentication on: each component (natsperm.Components)
+	// authenticates with the NKey whose public key is given here and gets its
+	// natsperm permissions; anonymous connections are the ops user.
+	Users map[string]string
 }
 
 // Server is a running embedded nats-server.
@@ -81,14 +87,18 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localnats: store dir: %w", err)
 	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "artcafe-local",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   storeDir,
-		NoSigs:     true, // the launcher owns signal handling
-	})
+	opts := &server.Options{}
+	if cfg.Users != nil {
+		// The same text as the committed infra/nats/auth.conf, with the keys filled in.
+		if err := opts.ProcessConfigString(natsperm.AuthConfig(natsperm.NKeyLiteral(cfg.Users))); err != nil {
+			return nil, fmt.Errorf("localnats: auth config: %w", err)
+		}
+	}
+	opts.ServerName = "artcafe-local"
+	opts.Host, opts.Port = host, port
+	opts.JetStream, opts.StoreDir = true, storeDir
+	opts.NoSigs = true // the launcher owns signal handling
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("localnats: %w", err)
 	}
