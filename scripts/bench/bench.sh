@@ -10,7 +10,7 @@
 #   6. POST /api/v1/channels/{id}/messages, 200-byte body, 0 subscribers (≥ 0.7 × 1.);
 #   7. WebSocket fan-out with scripts/wsbench: 1 REST publisher → 10 subscribers at
 #      1,000 msg/s and at the publisher's maximum rate, and → 100 subscribers at 1,000 msg/s.
-# Rows 6 and 7 run in an enterprise tenant (no plan limit gets in the way of the load).
+# Every row runs in enterprise tenants (no plan limit gets in the way of the load).
 # Needs wrk (Debian: apt-get install wrk). Env: DURATION (10s), CONNS (64),
 # STACKBENCH (path to shared/stackbench; skipped when absent), LOG_LEVEL (info),
 # WS_DURATION (10s, each fan-out run).
@@ -61,7 +61,7 @@ wsbench_line() { # label, wsbench args...: wsbench's own result line
 natsload_line() { # label, natsload args...: the same columns from natsload's one line
 	local label=$1; shift
 	local out
-	out=$("$work/natsload" -url "$NATS_URL" -c "$CONNS" -d "$DURATION" "$@")
+	out=$("$work/natsload" -url "$NATS_URL" -creds "$DATA_DIR/nats/nkeys/gateway.nk" -c "$CONNS" -d "$DURATION" "$@")
 	if ! grep -q 'errors=0$' <<<"$out"; then echo "bench: $label had error replies:"; echo "$out"; exit 1; fi
 	results+=("$(awk -v l="$label" '{printf "%-44s %10s req/s  p50 %8s  p99 %8s", l, $5, substr($7,5), substr($8,5)}' <<<"$out")")
 }
@@ -97,13 +97,18 @@ token=$(bin/launcher token)
 tenant=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/tenants" -H "Authorization: Bearer $token" \
 	-H 'Content-Type: application/json' -d '{"name":"bench","admin_email":"bench@example.com"}' |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')
+# Every bench tenant is on enterprise: a plan's API rate limit (basic: 500/min) would
+# otherwise turn the load into 429s.
+admin_token=$(bin/launcher token -sub bench-admin -role platform_admin)
+curl -fs -o /dev/null -X PUT "http://$HTTP_ADDR/api/v1/tenants/$tenant/plan" -H "Authorization: Bearer $admin_token" \
+	-H 'Content-Type: application/json' -d '{"subscription_tier":"enterprise"}'
 
 wrk_line "gateway GET /api/v1/tenants/{id}" -H "Authorization: Bearer $token" "http://$HTTP_ADDR/api/v1/tenants/$tenant"
 natsload_line "direct NATS svc.tenant.v1.get" -subject svc.tenant.v1.get \
 	-data "{\"tenant_id\":\"$tenant\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
 	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner"
 
-# One agent of the bench tenant (basic plan), read through the gateway and directly; the
+# One agent of the bench tenant (enterprise plan), read through the gateway and directly; the
 # direct call carries the identity the gateway would send (tenant, user, role, plan).
 agent=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/agents" -H "Authorization: Bearer $token" -H "x-tenant-id: $tenant" \
 	-H 'Content-Type: application/json' -d '{"name":"bench-agent","capabilities":[{"name":"bench"}],"metadata":{"k":"v"}}' |
@@ -113,10 +118,9 @@ wrk_line "gateway GET /api/v1/agents/{id}" -H "Authorization: Bearer $token" -H 
 agent_rps=$last_rps
 natsload_line "direct NATS svc.agent.v1.get" -subject svc.agent.v1.get \
 	-data "{\"agent_id\":\"$agent\"}" -H "Artcafe-Principal-Kind: user" -H "Artcafe-Principal-Id: local-user" \
-	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner" -H "Artcafe-Plan: basic"
+	-H "Artcafe-Tenant-Id: $tenant" -H "Artcafe-Role: owner" -H "Artcafe-Plan: enterprise"
 
 # 6. REST publish into an enterprise tenant's channel with no subscriber.
-admin_token=$(bin/launcher token -sub bench-admin -role platform_admin)
 msg_tenant=$(curl -fs -X POST "http://$HTTP_ADDR/api/v1/tenants" -H "Authorization: Bearer $admin_token" \
 	-H 'Content-Type: application/json' -d '{"name":"bench-messages","admin_email":"bench@example.com","subscription_tier":"enterprise"}' |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["tenant_id"])')

@@ -20,7 +20,9 @@ import (
 	"github.com/artcafe-ai/pubsub/gateway/internal/config"
 	"github.com/artcafe-ai/pubsub/gateway/internal/hints"
 	"github.com/artcafe-ai/pubsub/gateway/internal/httpapi"
+	"github.com/artcafe-ai/pubsub/gateway/internal/limits"
 	"github.com/artcafe-ai/pubsub/gateway/internal/messaging"
+	"github.com/artcafe-ai/pubsub/gateway/internal/metering"
 	"github.com/artcafe-ai/pubsub/gateway/internal/realtime"
 	"github.com/artcafe-ai/pubsub/gateway/internal/sshkeylookup"
 	"github.com/artcafe-ai/pubsub/gateway/internal/tenantlookup"
@@ -35,6 +37,7 @@ import (
 const (
 	httpShutdownTimeout = 10 * time.Second
 	natsDrainTimeout    = 5 * time.Second
+	usageFlushTimeout   = 5 * time.Second
 )
 
 func main() {
@@ -111,24 +114,48 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	// The daily message quota arrives with usage metering; until then every plan is
-	// unlimited here.
-	publisher, err := messaging.NewPublisher(js, channels, messaging.Unlimited{}, messaging.PublisherConfig{
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Usage metering: sums in memory, one event a second to USAGE_EVENTS. Its source id
+	// also names this gateway in the shared connection counts.
+	meter, err := metering.New(js, nc, metering.Config{Log: log.With().Str("part", "usage").Logger(), Metrics: reg})
+	if err != nil {
+		return err
+	}
+	meter.Start()
+	// Rates and quotas shared by every gateway replica (JetStream KV; fail open).
+	limitMetrics, err := limits.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	lim, err := limits.New(js, limits.Config{Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics})
+	if err != nil {
+		return err
+	}
+	conns, err := limits.NewConnections(js, limits.ConnectionsConfig{Source: meter.Source(), Peak: meter.Connections,
+		Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics})
+	if err != nil {
+		return err
+	}
+	conns.Start()
+	defer conns.Close()
+
+	publisher, err := messaging.NewPublisher(js, channels, lim, messaging.PublisherConfig{
 		Timeout: cfg.UpstreamTimeout,
 		Log:     log.With().Str("part", "publish").Logger(),
+		Usage:   meter,
 	})
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	// WebSocket sessions: live fan-out, publishing through the same publisher, presence.
 	hub, err := realtime.New(realtime.Deps{
 		NATS: nc, JetStream: js, Auth: authn, Channels: channels, Publisher: publisher,
 		Log: log.With().Str("part", "realtime").Logger(), Metrics: reg,
-	}, realtime.Config{AllowedOrigins: cfg.CORSAllowedOrigins})
+		Connections: conns, Usage: meter,
+	}, realtime.Config{AllowedOrigins: cfg.CORSAllowedOrigins, GatewayID: meter.Source()})
 	if err != nil {
 		return err
 	}
@@ -150,6 +177,8 @@ func start(ctx context.Context) error {
 		Channels:           channels,
 		Publisher:          publisher,
 		Realtime:           hub,
+		RateLimits:         lim,
+		Usage:              meter,
 		Metrics:            reg,
 		Version:            buildinfo.Version,
 		JWTSecret:          []byte(cfg.JWTSecret),
@@ -192,7 +221,12 @@ func start(ctx context.Context) error {
 	}
 
 	err = run.Until(ctx, log, serveHTTP, serveMetrics)
-	// HTTP has stopped taking requests; let replies in flight arrive, then close NATS.
+	// HTTP and the WebSocket sessions have stopped: nothing is metered any more. Flush
+	// the last counts (SPEC §13: a graceful stop loses none), then close NATS.
+	fctx, cancel := context.WithTimeout(context.Background(), usageFlushTimeout)
+	_ = meter.Close(fctx) // logged by the meter
+	cancel()
+	// Let replies in flight arrive, then close NATS.
 	natsx.Drain(nc, natsDrainTimeout)
 	log.Info().Msg("stopped")
 	return err

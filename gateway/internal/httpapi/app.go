@@ -48,7 +48,11 @@ type Deps struct {
 	Publisher *messaging.Publisher
 	// Realtime serves GET /api/v1/ws; nil answers it with 503.
 	Realtime *realtime.Hub
-	Version  string
+	// RateLimits holds the plan's API calls per minute (nil: no limit); Usage meters
+	// API calls (nil: not metered).
+	RateLimits RateLimiter
+	Usage      UsageRecorder
+	Version    string
 
 	// JWTSecret keys the signature of list next_tokens (a key is derived from it).
 	JWTSecret          []byte
@@ -67,6 +71,8 @@ type api struct {
 	channels        *messaging.Channels
 	publisher       *messaging.Publisher
 	realtime        *realtime.Hub
+	rate            RateLimiter
+	usage           UsageRecorder
 	metrics         *httpMetrics
 	tokens          *pageTokens
 	proxies         trustedProxies
@@ -121,6 +127,8 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		channels:        d.Channels,
 		publisher:       d.Publisher,
 		realtime:        d.Realtime,
+		rate:            d.RateLimits,
+		usage:           d.Usage,
 		metrics:         m,
 		tokens:          newPageTokens(d.JWTSecret),
 		proxies:         proxies,
@@ -131,7 +139,7 @@ func newApp(d Deps, extra func(*api) []route) (*fiber.App, error) {
 		upstreamTimeout: d.UpstreamTimeout,
 		docs:            docs,
 	}
-	routes := append(append(a.routes(), a.channelRoutes()...), a.realtimeRoutes()...)
+	routes := append(append(append(a.routes(), a.channelRoutes()...), a.realtimeRoutes()...), a.usageRoutes()...)
 	if extra != nil {
 		routes = append(routes, extra(a)...)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/artcafe-ai/pubsub/contracts/plans"
 )
 
 // BenchmarkGetTenant measures GET /api/v1/tenants/{id} over a real listener: token
@@ -22,8 +24,9 @@ func BenchmarkGetTenant(b *testing.B) {
 // request to an agent endpoint, the agent relayed as it came.
 // Run: go test -run '^$' -bench GetAgent -benchtime 5s ./internal/httpapi/
 func BenchmarkGetAgent(b *testing.B) {
-	e := newEnv(b)
+	e := newEnv(b, withMetering())
 	tenantID, _ := e.seedTenant("alice")
+	e.setTier(tenantID, plans.Enterprise) // metered; the per-minute limit would refuse a bench
 	agentID := e.seedAgent(tenantID, "", "bench")
 	benchmarkGet(b, e, "/api/v1/agents/"+agentID, map[string]string{
 		"Authorization": "Bearer " + e.userToken("alice"),
@@ -37,8 +40,9 @@ func BenchmarkGetAgent(b *testing.B) {
 // stored (file storage) before the reply. No service is called once the caches are warm.
 // Run: go test -run '^$' -bench Publish -benchtime 5s ./internal/httpapi/
 func BenchmarkPublish(b *testing.B) {
-	e := newEnv(b)
+	e := newEnv(b, withMetering())
 	tenantID, _ := e.seedTenant("alice")
+	e.setTier(tenantID, plans.Enterprise) // metered; the quotas would refuse a bench
 	channelID := e.seedChannel(tenantID, "public", 3600)
 	prefix := `{"kind":"reading","sensor":"s-0042","value":21.5,"unit":"C","tags":["lab","north"],"seq":1234567,"note":"`
 	body := prefix + strings.Repeat("x", 200-len(prefix)-2) + `"}` // 200 bytes

@@ -25,7 +25,7 @@ const (
 const (
 	headerIdempotencyKey    = "Idempotency-Key"
 	headerIdempotentReplay  = "Idempotent-Replayed"
-	publishQuotaDescription = "The daily message quota is checked before publishing (429 `message_quota_exceeded` with Retry-After); today every plan is unlimited here until usage metering lands."
+	publishQuotaDescription = "The plan's daily message quota (UTC days, REST and WebSocket publishes together, shared by every gateway replica: never over, at most max(1 %, 100) messages under) is checked before publishing: over it the answer is 429 `message_quota_exceeded` with `Retry-After` (seconds to the next UTC midnight). An idempotent replay and a failed publish do not use the quota. When the shared counters are unreachable the quota fails open (see the API description)."
 )
 
 // channelRoutes are the routes of channels, their subscriptions and messages (SPEC §4.5

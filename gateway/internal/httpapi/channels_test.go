@@ -414,6 +414,8 @@ func (q *refusingQuota) Allow(_ context.Context, tenantID, plan string, n int) e
 	return nil
 }
 
+func (q *refusingQuota) Refund(string, string, int) {}
+
 // TestPublishIdempotent: the same key by the same caller on the same channel returns the
 // first result with Idempotent-Replayed and stores one message; the scope is (tenant,
 // channel, principal, key).

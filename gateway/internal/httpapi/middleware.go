@@ -30,6 +30,7 @@ type reqInfo struct {
 	tenantID  string
 	kind      string
 	clientIP  string // the caller's address (trustedProxies.clientIP)
+	metered   bool   // an insider's call of the tenant: counts as usage
 }
 
 type infoKey struct{}
@@ -94,6 +95,7 @@ func (a *api) observe(c *fiber.Ctx) error {
 			c.Status(fiber.StatusInternalServerError)
 		}
 	}
+	a.meter(c.Response().StatusCode(), info, len(c.Request().Body()), len(c.Response().Body()))
 	a.finish(c, info)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -81,7 +82,7 @@ func buildOpenAPI(routes []route, version string) (doc []byte, err error) {
 		Info: &huma.Info{
 			Title:       "ArtCafe PubSub API",
 			Version:     version,
-			Description: apiDescription,
+			Description: apiDescription + "\n\n" + rateLimitDescription,
 		},
 		Components: &huma.Components{
 			Schemas: reg,
@@ -100,6 +101,7 @@ func buildOpenAPI(routes []route, version string) (doc []byte, err error) {
 			{Name: tagAuth, Description: loginFlow},
 			{Name: tagChannels, Description: "The tenant's channels and which agents belong to them (subscriptions with a role). In a `private` channel an agent needs a subscription: any role to subscribe, `publisher` or `admin` to publish."},
 			{Name: tagRealtime, Description: realtimeDescription},
+			{Name: tagUsage, Description: "Usage per UTC day, billing and the plans (SPEC §4.7)."},
 			{Name: tagMessages, Description: "Publishing and history. A message is `{message_id, seq, channel_id, tenant_id, timestamp, sender{type, id}, data}` on every path (REST history, WebSocket); `data` is the published JSON object, byte for byte."},
 		},
 	}
@@ -176,6 +178,9 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 			"application/json": {Schema: reg.Schema(reflect.TypeOf(rt.resp), true, rt.op+"Response")},
 		}
 	}
+	if tenantScoped(rt) {
+		success.Headers = rateLimitHeaders()
+	}
 	op.Responses[strconv.Itoa(rt.status)] = success
 	if rt.also != 0 {
 		op.Responses[strconv.Itoa(rt.also)] = &huma.Response{Description: http.StatusText(rt.also), Content: success.Content}
@@ -192,6 +197,9 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 		case http.StatusTooManyRequests:
 			resp.Headers = map[string]*huma.Param{"Retry-After": {
 				Description: "Seconds to wait before trying again.", Schema: &huma.Schema{Type: huma.TypeInteger}}}
+			if tenantScoped(rt) {
+				maps.Copy(resp.Headers, rateLimitHeaders())
+			}
 		}
 		op.Responses[strconv.Itoa(status)] = resp
 	}
@@ -207,6 +215,24 @@ func operation(reg huma.Registry, rt *route, errSchema *huma.Schema) *huma.Opera
 	return op
 }
 
+// tenantScoped: the route's responses carry the tenant's RateLimit-* headers.
+func tenantScoped(rt *route) bool {
+	p := rt.policy
+	return !p.public && (p.scope == scopeHeader || p.scope == scopePath || p.scope == scopeOptional)
+}
+
+// rateLimitHeaders document the per-minute limit's response headers.
+func rateLimitHeaders() map[string]*huma.Param {
+	integer := func(d string) *huma.Param {
+		return &huma.Param{Description: d, Schema: &huma.Schema{Type: huma.TypeInteger}}
+	}
+	return map[string]*huma.Param{
+		headerRateLimit:     integer("The plan's API calls per minute (absent on plans without a limit)."),
+		headerRateRemaining: integer("Calls left in this minute across every gateway (an estimate)."),
+		headerRateReset:     integer("Seconds until the minute ends."),
+	}
+}
+
 // errorStatuses are the error statuses a route can answer, from what it declares.
 func errorStatuses(rt *route) []int {
 	set := map[int]bool{http.StatusInternalServerError: true}
@@ -218,6 +244,9 @@ func errorStatuses(rt *route) []int {
 		}
 		if p.kinds != anyKind || p.minRole != "" || p.platformOnly || p.requiresTenant() {
 			set[http.StatusForbidden] = true
+		}
+		if p.scope == scopeHeader || p.scope == scopePath || p.scope == scopeOptional {
+			set[http.StatusTooManyRequests] = true // the per-minute limit of the tenant
 		}
 	}
 	if len(pathParams(rt.path)) > 0 {

@@ -225,6 +225,10 @@ func (a *api) authorize(c *fiber.Ctx, rt *route, info *reqInfo) (*request, error
 		return nil, err
 	}
 	info.tenantID = acc.TenantID
+	// The per-minute limit comes first: a call refused by the policy below still counts.
+	if err := a.limitCall(c, base, pr, acc, info); err != nil {
+		return nil, err
+	}
 	if pol.requiresTenant() {
 		if err := pol.permits(pr, acc); err != nil {
 			return nil, err

@@ -23,7 +23,7 @@ const wsDescription = "Upgrades to a WebSocket session. Authentication, the tena
 	"Server frames: `connected {session_id, tenant_id, agent_id?}` first, `message` (the message object's fields beside `type`), `unsubscribed {channel_id, reason: channel_deleted}` when a channel is deleted, `error {code, detail, id?}` for a failed frame (the session stays).\n\n" +
 	"Limits per session: frames ≤ 128 KiB (close 1009), ≤ 100 subscriptions, ≤ 100 frames/s (`error rate_limited`; close 4029 after 3 such seconds in a row), send queue ≤ 1,024 frames or 4 MiB (close 4008 `slow_consumer`). " +
 	"Closes: 4000 `idle_timeout` (nothing, not even a pong, for 90 s; the server pings every 30 s), 4001 `token_expired` at the token's exp, 4003 when the credential is revoked (key revoked, agent or tenant deleted, member removed, tenant suspended), 1001 on server shutdown. " +
-	"An agent session keeps the agent online (busy/idle as its heartbeats say) while it lives. The connection cap holds per gateway (across replicas: with usage metering)."
+	"An agent session keeps the agent online (busy/idle as its heartbeats say) while it lives. The plan's connection cap holds across every gateway replica (429 `connection_limit_exceeded` before the upgrade); when the shared counts are unreachable it holds per gateway."
 
 // realtimeRoutes is the WebSocket route (SPEC §4.6).
 func (a *api) realtimeRoutes() []route {

@@ -26,11 +26,14 @@ import (
 const DefaultPublishTimeout = 5 * time.Second
 
 // MessageQuota is checked before every publish (REST and WebSocket): the daily message
-// quota of the tenant's plan. The usage issue implements it across gateways; until then
-// main wires Unlimited. Allow returns nil, or an error to refuse the publish with — a
-// *natsrpc.Error 429 message_quota_exceeded with RetryAfter (QuotaExceeded builds one).
+// quota of the tenant's plan (limits.Limits holds it across gateways). Allow returns
+// nil, or an error to refuse the publish with — a *natsrpc.Error 429
+// message_quota_exceeded with RetryAfter (QuotaExceeded builds one). Refund gives back
+// what Allow allowed for a publish that stored nothing (it failed, or an idempotency key
+// replayed an earlier one).
 type MessageQuota interface {
 	Allow(ctx context.Context, tenantID, plan string, n int) error
+	Refund(tenantID, plan string, n int)
 }
 
 // Unlimited is the MessageQuota that allows everything.
@@ -38,6 +41,15 @@ type Unlimited struct{}
 
 // Allow always allows.
 func (Unlimited) Allow(context.Context, string, string, int) error { return nil }
+
+// Refund has nothing to give back.
+func (Unlimited) Refund(string, string, int) {}
+
+// UsageRecorder hears every message stored (usage metering); an idempotent replay is
+// not one.
+type UsageRecorder interface {
+	Published(tenantID string, n int)
+}
 
 // QuotaExceeded is the error a MessageQuota returns to refuse a publish.
 func QuotaExceeded(detail string, retryAfter int) *natsrpc.Error {
@@ -67,6 +79,8 @@ type PublisherConfig struct {
 	// Timeout bounds a publish whose context has no deadline (default 5 s).
 	Timeout time.Duration
 	Log     zerolog.Logger
+	// Usage, when set, counts the messages stored.
+	Usage UsageRecorder
 }
 
 // Publisher publishes channel messages: the checks, the quota hook, and one JetStream
@@ -176,7 +190,15 @@ func (p *Publisher) Publish(ctx context.Context, in PublishInput) (messagev1.Pub
 	if err := p.quota.Allow(ctx, k.tenant, in.Plan, 1); err != nil {
 		return messagev1.Published{}, false, err
 	}
-	return p.publish(ctx, k, info, sender, data, in.IdempotencyKey)
+	out, replayed, err := p.publish(ctx, k, info, sender, data, in.IdempotencyKey)
+	if err != nil || replayed {
+		// Nothing new was stored (a failed publish may have been stored after all; the
+		// quota errs towards the tenant then, the usage count does not see it).
+		p.quota.Refund(k.tenant, in.Plan, 1)
+	} else if p.cfg.Usage != nil {
+		p.cfg.Usage.Published(k.tenant, 1)
+	}
+	return out, replayed, err
 }
 
 // publish builds the stored message (every header set here, none copied from a client)

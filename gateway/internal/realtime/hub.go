@@ -120,6 +120,22 @@ type Authenticator interface {
 	Resolve(ctx context.Context, p auth.Principal, headerTenant string) (auth.Access, error)
 }
 
+// ConnectionGate caps a tenant's sessions across gateways (limits.Connections): Acquire
+// admits one more session within limit (≤ 0: unlimited, counted for the peak) or
+// returns the 429; Release ends one.
+type ConnectionGate interface {
+	Acquire(ctx context.Context, tenantID string, limit int64) error
+	Release(tenantID string)
+}
+
+// UsageRecorder hears what sessions cost (metering.Meter): frame bytes read, message
+// frames and bytes written, agents with a session open.
+type UsageRecorder interface {
+	Received(tenantID string, bytes int)
+	Delivered(tenantID string, messages, bytes int)
+	ActiveAgent(tenantID, agentID string)
+}
+
 // Deps are the hub's collaborators.
 type Deps struct {
 	NATS      *nats.Conn
@@ -129,6 +145,11 @@ type Deps struct {
 	Publisher *messaging.Publisher
 	Log       zerolog.Logger
 	Metrics   prometheus.Registerer // nil: counted, not exported
+	// Connections, when set, holds the connection cap across gateways; nil: the cap
+	// holds per gateway.
+	Connections ConnectionGate
+	// Usage, when set, meters the sessions.
+	Usage UsageRecorder
 }
 
 // Hub owns every session of this gateway. It is safe for concurrent use.
@@ -143,6 +164,8 @@ type Hub struct {
 	metrics  *metrics
 	upgrade  fiber.Handler
 	origins  map[string]bool
+	gate     ConnectionGate
+	usage    UsageRecorder
 	rechecks chan *session // to the re-check workers
 	stop     chan struct{} // ends the wheel and the workers
 	stopOnce sync.Once
@@ -171,6 +194,8 @@ func New(d Deps, cfg Config) (*Hub, error) {
 		channels: d.Channels,
 		pub:      d.Publisher,
 		log:      d.Log,
+		gate:     d.Connections,
+		usage:    d.Usage,
 		tenants:  map[string]*tenantHub{},
 		rechecks: make(chan *session, recheckQueue),
 		stop:     make(chan struct{}),
@@ -306,6 +331,13 @@ func (h *Hub) Serve(c *fiber.Ctx, adm Admission) error {
 	if err != nil {
 		return err
 	}
+	if h.gate != nil {
+		// Across gateways: a network round trip, outside the hub's locks.
+		if err := h.gate.Acquire(c.UserContext(), adm.Access.TenantID, int64(connectionLimit(adm.Access.TenantTier))); err != nil {
+			h.unreserve(t)
+			return err
+		}
+	}
 	tk := &ticket{adm: adm, tenant: t}
 	c.Locals(localTicket, tk)
 	if err := h.upgrade(c); err != nil {
@@ -317,7 +349,8 @@ func (h *Hub) Serve(c *fiber.Ctx, adm Admission) error {
 }
 
 // admit reserves a connection slot in the tenant (SPEC §6: 429 connection_limit_exceeded
-// with Retry-After). The cap holds per gateway; across replicas it is the usage issue's.
+// with Retry-After). The cap holds here per gateway; the ConnectionGate holds it across
+// gateways.
 func (h *Hub) admit(acc auth.Access) (*tenantHub, error) {
 	limit := connectionLimit(acc.TenantTier)
 	h.mu.Lock()
@@ -360,14 +393,26 @@ func connectionLimit(tier string) int {
 // release gives back an unused reservation.
 func (h *Hub) release(tk *ticket) {
 	tk.once.Do(func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		t := tk.tenant
-		t.mu.Lock()
-		t.reserved--
-		t.mu.Unlock()
-		h.dropIfEmpty(t)
+		h.unreserve(tk.tenant)
+		h.ungate(tk.tenant.id)
 	})
+}
+
+// unreserve gives back a reservation of t.
+func (h *Hub) unreserve(t *tenantHub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t.mu.Lock()
+	t.reserved--
+	t.mu.Unlock()
+	h.dropIfEmpty(t)
+}
+
+// ungate ends a session (or a reservation) of tenant across gateways.
+func (h *Hub) ungate(tenantID string) {
+	if h.gate != nil {
+		h.gate.Release(tenantID)
+	}
 }
 
 // dropIfEmpty forgets a tenant with no session, reservation or NATS interest (h.mu held).
@@ -409,8 +454,9 @@ func (h *Hub) start(s *session, tk *ticket) bool {
 	if tk.lease != nil {
 		tk.lease.Stop()
 	}
-	ok := false
+	ok, ran := false, false
 	tk.once.Do(func() {
+		ran = true
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		t := tk.tenant
@@ -425,6 +471,9 @@ func (h *Hub) start(s *session, tk *ticket) bool {
 			h.dropIfEmpty(t)
 		}
 	})
+	if ran && !ok { // (not ran: release already gave the slot back)
+		h.ungate(tk.tenant.id)
+	}
 	return ok
 }
 
@@ -432,6 +481,7 @@ func (h *Hub) start(s *session, tk *ticket) bool {
 func (h *Hub) finish(s *session) {
 	t := s.tenant
 	t.removeSession(s)
+	h.ungate(t.id)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.dropIfEmpty(t)

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,6 +119,7 @@ func (s *session) run() {
 	})
 	s.alive()
 	if s.presence != nil {
+		s.activeAgent()
 		s.offStack(s.presence.open)
 	}
 	s.send(frame(realtimev1.Connected{Type: realtimev1.TypeConnected, SessionID: s.id,
@@ -133,6 +135,9 @@ func (s *session) run() {
 		if err != nil {
 			s.readEnded(err)
 			return
+		}
+		if u := s.hub.usage; u != nil {
+			u.Received(s.tenant.id, len(data))
 		}
 		if !s.isOpen() {
 			continue // closing: read on until the client's close reply (or the grace ends)
@@ -170,7 +175,15 @@ func (s *session) alive() {
 	now := time.Now()
 	_ = s.conn.SetReadDeadline(now.Add(s.hub.cfg.IdleTimeout))
 	if s.presence != nil && s.presence.due(now) {
+		s.activeAgent() // again now and then: a session may span several days
 		s.offStack(func() { s.presence.refresh(now, false) })
+	}
+}
+
+// activeAgent meters an agent session as open now.
+func (s *session) activeAgent() {
+	if u := s.hub.usage; u != nil {
+		u.ActiveAgent(s.tenant.id, s.principal.AgentID)
 	}
 }
 
@@ -416,6 +429,9 @@ func (s *session) write() {
 		switch {
 		case w.frames > 0:
 			err = w.writeTo(s.raw(), deadline)
+			if u := s.hub.usage; u != nil && err == nil {
+				u.Delivered(s.tenant.id, w.messages, w.size)
+			}
 			s.omu.Lock()
 			s.qbytes -= w.size
 			s.omu.Unlock()
@@ -455,14 +471,18 @@ func (s *session) raw() net.Conn {
 // frameWriter frames server-to-client text messages (RFC 6455 §5.2: FIN, opcode 1, no
 // mask) and writes a batch of them with one writev.
 type frameWriter struct {
-	headers []byte
-	bufs    net.Buffers
-	frames  int
-	size    int // payload bytes
+	headers  []byte
+	bufs     net.Buffers
+	frames   int
+	messages int // message frames among them (usage: messages delivered)
+	size     int // payload bytes
 }
 
+// messagePrefix starts every message frame (messagev1.AppendJSON) and no other frame.
+var messagePrefix = []byte(`{"type":"message",`)
+
 func (w *frameWriter) reset() {
-	w.headers, w.bufs, w.frames, w.size = w.headers[:0], w.bufs[:0], 0, 0
+	w.headers, w.bufs, w.frames, w.messages, w.size = w.headers[:0], w.bufs[:0], 0, 0, 0
 }
 
 func (w *frameWriter) add(payload []byte) {
@@ -480,6 +500,9 @@ func (w *frameWriter) add(payload []byte) {
 	w.bufs = append(w.bufs, w.headers[h:len(w.headers):len(w.headers)], payload)
 	w.frames++
 	w.size += len(payload)
+	if bytes.HasPrefix(payload, messagePrefix) {
+		w.messages++
+	}
 }
 
 func (w *frameWriter) writeTo(c net.Conn, deadline time.Time) error {

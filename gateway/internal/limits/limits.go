@@ -1,0 +1,159 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/plans"
+)
+
+// Buckets of the shared counters. Only gateways use them (NATS permissions:
+// $KV.RATE_LIMITS.>, $KV.MESSAGE_QUOTAS.>, $KV.CONNECTIONS.>).
+const (
+	// RateBucket holds API calls per (tenant, minute): memory is enough, a key matters
+	// for one minute.
+	RateBucket = "RATE_LIMITS"
+	// QuotaBucket holds messages per (tenant, UTC day): on file, so a NATS restart does
+	// not hand every tenant a fresh day.
+	QuotaBucket = "MESSAGE_QUOTAS"
+)
+
+// RateBucketConfig and QuotaBucketConfig are the buckets' one definition.
+func RateBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: RateBucket, Description: "API calls per tenant per minute (gateway leases)",
+		History: 1, TTL: 5 * time.Minute, Storage: jetstream.MemoryStorage}
+}
+
+func QuotaBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: QuotaBucket, Description: "messages per tenant per UTC day (gateway leases)",
+		History: 1, TTL: 48 * time.Hour, Storage: jetstream.FileStorage}
+}
+
+// Lease sizes. API calls: a twentieth of the per-minute limit, so two replicas stay
+// within 10 % of it. Messages: a five-hundredth of the daily quota, so the undershoot of
+// a few replicas stays under max(1 %, 100 messages) (SPEC §6).
+const (
+	rateLeaseDivisor  = 20
+	quotaLeaseDivisor = 500
+)
+
+// DefaultTimeout bounds one KV round trip of a lease.
+const DefaultTimeout = time.Second
+
+// Config configures Limits; the zero value works.
+type Config struct {
+	Timeout time.Duration // one KV round trip (default 1 s); slower counts as down
+	Log     zerolog.Logger
+	Metrics *Metrics // nil: fresh, unregistered
+}
+
+// Limits enforces API calls per minute and messages per day (messaging.MessageQuota).
+// It is safe for concurrent use.
+type Limits struct {
+	rate, quota *Leases
+	metrics     *Metrics
+	now         func() time.Time
+}
+
+// New builds Limits over js; the buckets are created on first use (and again after a
+// failure), so a gateway starts even while JetStream is not ready.
+func New(js jetstream.JetStream, cfg Config) (*Limits, error) {
+	if js == nil {
+		return nil, errors.New("limits: JetStream is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics = m
+	}
+	return &Limits{
+		rate:    newLeases(&bucket{js: js, cfg: RateBucketConfig()}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		quota:   newLeases(&bucket{js: js, cfg: QuotaBucketConfig()}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		metrics: cfg.Metrics,
+		now:     time.Now,
+	}, nil
+}
+
+// Decision is the answer for one API call.
+type Decision struct {
+	// Limited: the plan has a per-minute limit (the other fields mean something).
+	Limited   bool
+	Allowed   bool
+	Limit     int64
+	Remaining int64
+	Reset     int // seconds until the window ends (the next UTC minute)
+}
+
+// planOf is the plan of tier (a tier not in the table gets the default plan's limits).
+func planOf(tier string) plans.Plan {
+	p, ok := plans.Get(tier)
+	if !ok {
+		p, _ = plans.Get(plans.DefaultTier)
+	}
+	return p
+}
+
+// APICall counts one API call of tenant on plan tier against the per-minute limit.
+func (l *Limits) APICall(ctx context.Context, tenant, tier string) Decision {
+	lim := planOf(tier).Limits.MaxAPICallsPerMinute
+	if lim == nil || *lim <= 0 {
+		return Decision{Allowed: true}
+	}
+	now := l.now()
+	minute := now.Unix() / 60
+	end := time.Unix((minute+1)*60, 0)
+	reset := int((minute+1)*60 - now.Unix())
+	key := "api." + tenant + "." + strconv.FormatInt(minute, 10)
+	g := l.rate.Take(ctx, key, end, *lim, max(1, *lim/rateLeaseDivisor), 1)
+	if !g.Allowed {
+		l.metrics.refused.WithLabelValues("api_calls_per_minute").Inc()
+	}
+	return Decision{Limited: true, Allowed: g.Allowed, Limit: *lim, Remaining: g.Remaining, Reset: reset}
+}
+
+// Allow implements messaging.MessageQuota: n messages of tenant today against the plan's
+// daily quota; a refusal is 429 message_quota_exceeded until the next UTC midnight.
+func (l *Limits) Allow(ctx context.Context, tenant, tier string, n int) error {
+	lim := planOf(tier).Limits.MaxMessagesPerDay
+	if lim == nil || *lim <= 0 {
+		return nil
+	}
+	key, end := l.quotaKey(tenant)
+	g := l.quota.Take(ctx, key, end, *lim, max(1, *lim/quotaLeaseDivisor), int64(n))
+	if g.Allowed {
+		return nil
+	}
+	l.metrics.refused.WithLabelValues("messages_per_day").Inc()
+	retry := max(1, int(end.Sub(l.now()).Seconds()+0.999))
+	return &natsrpc.Error{Status: http.StatusTooManyRequests, Code: natsrpc.CodeMessageQuota, RetryAfter: retry,
+		Detail: "the tenant has used its plan's " + strconv.FormatInt(*lim, 10) + " messages for today (UTC); the quota resets at midnight UTC"}
+}
+
+// Refund implements messaging.MessageQuota: n messages allowed today that were not
+// stored (a failed publish, an idempotent replay) go back to this gateway's lease.
+func (l *Limits) Refund(tenant, tier string, n int) {
+	if lim := planOf(tier).Limits.MaxMessagesPerDay; lim == nil || *lim <= 0 {
+		return
+	}
+	key, _ := l.quotaKey(tenant)
+	l.quota.Return(key, int64(n))
+}
+
+// quotaKey is tenant's key today and when today ends.
+func (l *Limits) quotaKey(tenant string) (string, time.Time) {
+	now := l.now().UTC()
+	day := now.Truncate(24 * time.Hour)
+	return "msg." + tenant + "." + day.Format("20060102"), day.Add(24 * time.Hour)
+}
