@@ -59,7 +59,7 @@ func repoRoot() (string, error) {
 }
 
 // build compiles every binary the Makefile builds (same discovery: gateway/cmd/*,
-// services/*/cmd/*, scripts/launcher, scripts/agent-login) into dir, without -race: these are the processes
+// services/*/cmd/*, scripts/launcher, scripts/agent-login, cli/cmd/artcafe) into dir, without -race: these are the processes
 // under test, not the test itself.
 func build(dir string) error {
 	root, err := repoRoot()
@@ -76,7 +76,7 @@ func build(dir string) error {
 			}
 		}
 	}
-	pkgs = append(pkgs, "./scripts/launcher", "./scripts/agent-login")
+	pkgs = append(pkgs, "./scripts/launcher", "./scripts/agent-login", "./cli/cmd/artcafe")
 	ldflags := fmt.Sprintf("-X %s.Version=%s -X %s.GitSHA=%s", buildinfoPkg, buildVersion, buildinfoPkg, buildGitSHA)
 	args := append([]string{"build", "-ldflags", ldflags, "-o", dir + string(filepath.Separator)}, pkgs...)
 	cmd := exec.Command("go", args...)
@@ -85,7 +85,7 @@ func build(dir string) error {
 	if err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	for _, name := range []string{"launcher", "gateway", "tenant", "agent", "sshkey", "channel", "agent-login"} {
+	for _, name := range []string{"launcher", "gateway", "tenant", "agent", "sshkey", "channel", "agent-login", "artcafe"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("%s was not built: %w", name, err)
 		}
