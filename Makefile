@@ -13,9 +13,9 @@ LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).GitSHA=$(GIT_SHA)
 # Discovered, so a new service or module is picked up without editing this file.
 # Modules: every folder with a go.mod (they must also be listed in go.work).
 MODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path '*/node_modules/*' -not -path './.git/*')))
-# Binaries: every main package under gateway/cmd and services/*/cmd, plus the launcher and
-# the agent login example.
-CMDS := $(sort $(patsubst %/,%,$(wildcard gateway/cmd/*/) $(wildcard services/*/cmd/*/))) scripts/launcher scripts/agent-login
+# Binaries: every main package under gateway/cmd and services/*/cmd, plus the launcher, the
+# agent login example and the artcafe CLI.
+CMDS := $(sort $(patsubst %/,%,$(wildcard gateway/cmd/*/) $(wildcard services/*/cmd/*/))) scripts/launcher scripts/agent-login cli/cmd/artcafe
 PKGS := $(addprefix ./,$(addsuffix /...,$(MODULES)))
 # Suites that also run against DynamoDB: the store adapters and every service module.
 DYNAMO_PKGS := ./services/kit/store/... $(addprefix ./,$(addsuffix /...,$(filter-out services/kit,$(filter services/%,$(MODULES)))))
@@ -28,7 +28,7 @@ WITH_DYNALITE := scripts/dynalite/with-dynalite.sh
 FUZZ_PKGS ?= ./services/sshkey/...
 FUZZ_TIME ?= 10s
 
-.PHONY: help build run token test test-unit test-fuzz test-dynamodb test-e2e lint bench bench-go clean
+.PHONY: help build run token test test-unit test-fuzz test-dynamodb test-e2e lint bench bench-go clean docker generate
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,20 @@ bench: ## start a fleet, load it with wrk and natsload: gateway vs direct NATS v
 
 bench-go: ## Go benchmarks of every module
 	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Images: one per binary from the one Dockerfile (BIN selects it).
+DOCKER_BINS := gateway tenant agent sshkey channel usage launcher
+
+docker: ## build one image per binary, artcafe-pubsub/<bin>:VERSION (needs a Docker engine)
+	@for b in $(DOCKER_BINS); do \
+		echo "docker build --build-arg BIN=$$b -t artcafe-pubsub/$$b:$(VERSION) ."; \
+		docker build --build-arg BIN=$$b --build-arg VERSION=$(VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+			-t artcafe-pubsub/$$b:$(VERSION) . || exit 1; \
+	done
+
+generate: ## regenerate infra/nats/*.conf (NATS permissions) and infra/{dynamodb,services}.yaml from the code
+	go run ./scripts/natsconf write
+	go run ./scripts/infragen
 
 clean: ## remove bin/ (local data in .data is kept; rm -rf .data to start over)
 	rm -rf bin
