@@ -86,7 +86,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		api = "http://127.0.0.1:8000/api/v1"
 	}
 	fs.StringVar(&o.api, "api", api, "the API's base URL, …/api/v1 (env ARTCAFE_API)")
-	fs.StringVar(&o.tenant, "tenant", getenv("ARTCAFE_TENANT_ID"), "tenant id (env ARTCAFE_TENANT_ID)")
+	fs.StringVar(&o.tenant, "tenant", getenv("ARTCAFE_TENANT"), "tenant id (env ARTCAFE_TENANT, as the artcafe CLI)")
 	fs.StringVar(&o.keyID, "key-id", "", "the SSH key's id (key_id)")
 	fs.StringVar(&o.agentID, "agent-id", "", "the agent's id (agent_id); any active key of the agent may answer")
 	fs.StringVar(&o.keyPath, "key", "~/.ssh/id_ed25519", "private key file")

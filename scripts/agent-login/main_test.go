@@ -42,7 +42,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestDefaultsFromEnvironment(t *testing.T) {
-	o, err := parse([]string{"-agent-id", "a"}, env(map[string]string{"ARTCAFE_API": "https://api.example/api/v1", "ARTCAFE_TENANT_ID": "t1"}), &bytes.Buffer{})
+	o, err := parse([]string{"-agent-id", "a"}, env(map[string]string{"ARTCAFE_API": "https://api.example/api/v1", "ARTCAFE_TENANT": "t1"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
