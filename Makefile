@@ -28,7 +28,7 @@ WITH_DYNALITE := scripts/dynalite/with-dynalite.sh
 FUZZ_PKGS ?= ./services/sshkey/...
 FUZZ_TIME ?= 10s
 
-.PHONY: help build run token test test-unit test-fuzz test-dynamodb test-e2e lint bench bench-go clean docker generate
+.PHONY: help build run token test test-unit test-fuzz test-dynamodb test-e2e test-cluster lint bench bench-go clean docker generate
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -45,11 +45,11 @@ token: ## print a user token for local-user (ROLE=platform_admin, SUB=someone-el
 	@go build -o bin/launcher ./scripts/launcher
 	@bin/launcher token $(if $(ROLE),-role $(ROLE)) $(if $(SUB),-sub $(SUB))
 
-test: lint test-unit test-fuzz test-dynamodb test-e2e ## everything: lint, -race tests, fuzzing, DynamoDB legs, end-to-end
+test: lint test-unit test-fuzz test-dynamodb test-e2e test-cluster ## everything: lint, -race tests, fuzzing, DynamoDB legs, end-to-end, the scale-out run
 	@echo "make test: all passed"
 
 test-unit: ## unit and integration tests of every module with -race (end-to-end excluded)
-	go test -race $(TEST_FLAGS) $$(go list $(PKGS) | grep -v '/scripts/e2e$$')
+	go test -race $(TEST_FLAGS) $$(go list $(PKGS) | grep -v -e '/scripts/e2e$$' -e '/scripts/cluster$$')
 
 test-fuzz: ## each fuzz target of FUZZ_PKGS (the sshkey service) for FUZZ_TIME (10s), after its seed corpus
 	@list="$$(go test -list '^Fuzz' $(FUZZ_PKGS) 2>&1)" || { echo "$$list"; exit 1; }; \
@@ -66,6 +66,9 @@ test-dynamodb: ## the store and service suites against DynamoDB (dynalite), with
 test-e2e: ## end-to-end: the real binaries through the launcher, embedded and DynamoDB legs, the console in headless Chromium (no -race)
 	@chrome="$$(scripts/chromium/ensure.sh)"; echo "chromium: $$chrome"; \
 	CHROME_BIN="$$chrome" $(WITH_DYNALITE) go test $(TEST_FLAGS) -timeout 30m -v ./scripts/e2e/...
+
+test-cluster: ## scale-out run: 3 NATS nodes (JetStream R3), 2 replicas of every service on dynalite, 2 gateways; SIGKILLs under load (no -race)
+	$(WITH_DYNALITE) go test -count=1 -timeout 20m -v ./scripts/cluster/...
 
 lint: ## gofmt must list nothing; go vet on every module
 	@out="$$(gofmt -l $(GO_FILES))"; if [[ -n "$$out" ]]; then echo "gofmt -l lists:"; echo "$$out"; exit 1; fi

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 )
 
 // Stream is the stream name; it captures Subjects.
@@ -16,10 +18,11 @@ const (
 	Subjects = "platform.>"
 )
 
-// StreamConfig is the one definition of the stream; every publisher and consumer
-// ensures it with the same values.
-func StreamConfig() jetstream.StreamConfig {
+// StreamConfig is the one definition of the stream at replicas (at least 1); every
+// publisher and consumer ensures it with the same values.
+func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
+		Replicas:    max(replicas, 1),
 		Name:        Stream,
 		Description: "internal platform events (tenant cascade)",
 		Subjects:    []string{Subjects},
@@ -32,7 +35,8 @@ func StreamConfig() jetstream.StreamConfig {
 	}
 }
 
-// EnsureStream creates or updates the stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	return js.CreateOrUpdateStream(ctx, StreamConfig())
+// EnsureStream creates or updates the stream at replicas, never below the replicas it
+// already runs at.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	return replication.Stream(ctx, js, StreamConfig(replicas))
 }

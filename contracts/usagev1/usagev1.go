@@ -47,9 +47,11 @@ const (
 
 // StreamConfig is the one definition of the metering stream; publishers and the usage
 // service ensure it with the same values. Events are kept a week so a usage service that
-// was down loses nothing; Duplicates covers a sender's retries of one flush.
-func StreamConfig() jetstream.StreamConfig {
+// was down loses nothing; Duplicates covers a sender's retries of one flush. Replicas is
+// at least 1.
+func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
+		Replicas:    max(replicas, 1),
 		Name:        Stream,
 		Description: "usage metering facts (counts from gateways, gauges from services)",
 		Subjects:    []string{Subjects},

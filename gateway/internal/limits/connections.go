@@ -13,25 +13,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/artcafe-ai/pubsub/contracts/limitsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 )
 
-// ConnBucket holds each gateway's session count per tenant: key <tenant>.<gateway>,
-// value the count, a per-key TTL refreshed while the gateway lives (a gateway that dies
-// stops counting after ConnTTL).
-const ConnBucket = "CONNECTIONS"
+// The bucket (contracts/limitsv1.ConnBucket) holds each gateway's session count per
+// tenant: key <tenant>.<gateway>, value the count, a per-key TTL refreshed while the
+// gateway lives (a gateway that dies stops counting after ConnTTL).
 
 // Connection count timings.
 const (
 	ConnTTL     = 90 * time.Second
 	ConnRefresh = 30 * time.Second
 )
-
-// ConnBucketConfig is the bucket's one definition. LimitMarkerTTL enables per-key TTLs.
-func ConnBucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: ConnBucket, Description: "WebSocket sessions per tenant per gateway",
-		History: 1, Storage: jetstream.MemoryStorage, LimitMarkerTTL: time.Minute}
-}
 
 // ConnectionsConfig configures Connections.
 type ConnectionsConfig struct {
@@ -45,6 +39,9 @@ type ConnectionsConfig struct {
 	Peak    func(tenant string, n int64)
 	Log     zerolog.Logger
 	Metrics *Metrics
+	// Replicas of the bucket when this gateway creates it (NATS_JS_REPLICAS; default 1,
+	// never lowering an existing bucket's).
+	Replicas int
 }
 
 // Connections caps a tenant's WebSocket sessions across gateways. Each gateway publishes
@@ -100,7 +97,7 @@ func NewConnections(js jetstream.JetStream, cfg ConnectionsConfig) (*Connections
 		}
 		cfg.Metrics = m
 	}
-	return &Connections{js: js, cfg: cfg, bkt: &bucket{js: js, cfg: ConnBucketConfig()},
+	return &Connections{js: js, cfg: cfg, bkt: &bucket{js: js, cfg: limitsv1.ConnBucketConfig(cfg.Replicas)},
 		tenants: map[string]*connTenant{}, changed: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
@@ -328,7 +325,7 @@ func (c *Connections) refresh() {
 // msg is the publish of tenant's count: straight to the bucket's subject with a TTL
 // (kv.Put would make the key permanent).
 func (c *Connections) msg(tenant string, n int64) *nats.Msg {
-	return &nats.Msg{Subject: "$KV." + ConnBucket + "." + tenant + "." + c.cfg.Source, Data: strconv.AppendInt(nil, n, 10)}
+	return &nats.Msg{Subject: "$KV." + limitsv1.ConnBucket + "." + tenant + "." + c.cfg.Source, Data: strconv.AppendInt(nil, n, 10)}
 }
 
 // publish sends the count and returns its revision.

@@ -28,6 +28,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 )
 
 // casAttempts bounds the compare-and-set retries of one lease (contention between
@@ -247,7 +249,7 @@ func (b *bucket) get(ctx context.Context) (jetstream.KeyValue, error) {
 	if b.kv != nil {
 		return b.kv, nil
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, b.cfg)
+	kv, err := replication.KeyValue(ctx, b.js, b.cfg)
 	if err != nil {
 		return nil, err
 	}

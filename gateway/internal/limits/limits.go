@@ -10,31 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/artcafe-ai/pubsub/contracts/limitsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 )
 
-// Buckets of the shared counters. Only gateways use them (NATS permissions:
-// $KV.RATE_LIMITS.>, $KV.MESSAGE_QUOTAS.>, $KV.CONNECTIONS.>).
-const (
-	// RateBucket holds API calls per (tenant, minute): memory is enough, a key matters
-	// for one minute.
-	RateBucket = "RATE_LIMITS"
-	// QuotaBucket holds messages per (tenant, UTC day): on file, so a NATS restart does
-	// not hand every tenant a fresh day.
-	QuotaBucket = "MESSAGE_QUOTAS"
-)
-
-// RateBucketConfig and QuotaBucketConfig are the buckets' one definition.
-func RateBucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: RateBucket, Description: "API calls per tenant per minute (gateway leases)",
-		History: 1, TTL: 5 * time.Minute, Storage: jetstream.MemoryStorage}
-}
-
-func QuotaBucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: QuotaBucket, Description: "messages per tenant per UTC day (gateway leases)",
-		History: 1, TTL: 48 * time.Hour, Storage: jetstream.FileStorage}
-}
+// The buckets of the shared counters (names and configs: contracts/limitsv1). Only
+// gateways use them (NATS permissions: contracts/natsperm.GatewayBuckets).
 
 // Lease sizes. API calls: a twentieth of the per-minute limit, so two replicas stay
 // within 10 % of it. Messages: a five-hundredth of the daily quota, so the undershoot of
@@ -50,8 +32,11 @@ const DefaultTimeout = time.Second
 // Config configures Limits; the zero value works.
 type Config struct {
 	Timeout time.Duration // one KV round trip (default 1 s); slower counts as down
-	Log     zerolog.Logger
-	Metrics *Metrics // nil: fresh, unregistered
+	// Replicas of the buckets when this gateway creates them (NATS_JS_REPLICAS;
+	// default 1, never lowering an existing bucket's).
+	Replicas int
+	Log      zerolog.Logger
+	Metrics  *Metrics // nil: fresh, unregistered
 }
 
 // Limits enforces API calls per minute and messages per day (messaging.MessageQuota).
@@ -79,8 +64,8 @@ func New(js jetstream.JetStream, cfg Config) (*Limits, error) {
 		cfg.Metrics = m
 	}
 	return &Limits{
-		rate:    newLeases(&bucket{js: js, cfg: RateBucketConfig()}, cfg.Timeout, cfg.Metrics, cfg.Log),
-		quota:   newLeases(&bucket{js: js, cfg: QuotaBucketConfig()}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		rate:    newLeases(&bucket{js: js, cfg: limitsv1.RateBucketConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		quota:   newLeases(&bucket{js: js, cfg: limitsv1.QuotaBucketConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
 		metrics: cfg.Metrics,
 		now:     time.Now,
 	}, nil

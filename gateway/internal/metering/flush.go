@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	MaxEventBytes int
 	Log           zerolog.Logger
 	Metrics       prometheus.Registerer // nil: counted, not exported
+	// Replicas of the metering stream when this gateway creates it (NATS_JS_REPLICAS;
+	// default 1, never lowering an existing stream's).
+	Replicas int
 }
 
 // batch is one numbered flush, encoded once so that every resend is the same bytes.
@@ -188,7 +192,7 @@ func (m *Meter) Flush(ctx context.Context) error {
 	f := m.f
 	if !f.stream {
 		cctx, cancel := context.WithTimeout(ctx, f.cfg.PublishTimeout)
-		_, err := f.js.CreateOrUpdateStream(cctx, usagev1.StreamConfig())
+		_, err := replication.Stream(cctx, f.js, usagev1.StreamConfig(f.cfg.Replicas))
 		cancel()
 		if err != nil {
 			f.failures.Inc()

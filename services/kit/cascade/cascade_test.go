@@ -76,7 +76,7 @@ func jetStream(t *testing.T, withStream bool) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	if withStream {
-		if _, err := platform.EnsureStream(context.Background(), js); err != nil {
+		if _, err := platform.EnsureStream(context.Background(), js, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

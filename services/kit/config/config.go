@@ -22,6 +22,10 @@ type NATS struct {
 	TLSCA   string `envconfig:"NATS_TLS_CA"`
 	TLSCert string `envconfig:"NATS_TLS_CERT"`
 	TLSKey  string `envconfig:"NATS_TLS_KEY"`
+	// JSReplicas is the replica count of every JetStream stream and KV bucket a
+	// component creates (1 on one server, 3 on a three-node cluster). Existing streams
+	// are never scaled down (contracts/replication).
+	JSReplicas int `envconfig:"NATS_JS_REPLICAS" default:"1"`
 }
 
 // Store is the storage part of services.

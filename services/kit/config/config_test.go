@@ -21,7 +21,7 @@ func unset(t *testing.T, keys ...string) {
 }
 
 var allKeys = []string{
-	"LOG_LEVEL", "LOG_FORMAT", "NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY",
+	"LOG_LEVEL", "LOG_FORMAT", "NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_JS_REPLICAS",
 	"STORE", "DATA_DIR", "DYNAMODB_ENDPOINT", "AWS_REGION", "DYNAMODB_TABLE_PREFIX", "METRICS_ADDR",
 }
 
@@ -33,7 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := config.Service{
 		Log:         config.Log{Level: "info", Format: "json"},
-		NATS:        config.NATS{URL: "nats://127.0.0.1:4222"},
+		NATS:        config.NATS{URL: "nats://127.0.0.1:4222", JSReplicas: 1},
 		Store:       config.Store{Backend: "embedded", DataDir: ".data", AWSRegion: "us-east-1", TablePrefix: "artcafe-"},
 		MetricsAddr: "127.0.0.1:9090",
 	}
@@ -53,6 +53,7 @@ func TestLoadFromEnvironment(t *testing.T) {
 		"NATS_TLS_CA":           "/tls/ca.pem",
 		"NATS_TLS_CERT":         "/tls/cert.pem",
 		"NATS_TLS_KEY":          "/tls/key.pem",
+		"NATS_JS_REPLICAS":      "3",
 		"STORE":                 "dynamodb",
 		"DATA_DIR":              "/var/lib/artcafe",
 		"DYNAMODB_ENDPOINT":     "http://127.0.0.1:4567",
@@ -70,7 +71,7 @@ func TestLoadFromEnvironment(t *testing.T) {
 	want := config.Service{
 		Log: config.Log{Level: "debug", Format: "console"},
 		NATS: config.NATS{URL: "nats://nats.internal:4222", Creds: "/run/secrets/svc.creds",
-			TLSCA: "/tls/ca.pem", TLSCert: "/tls/cert.pem", TLSKey: "/tls/key.pem"},
+			TLSCA: "/tls/ca.pem", TLSCert: "/tls/cert.pem", TLSKey: "/tls/key.pem", JSReplicas: 3},
 		Store: config.Store{Backend: "dynamodb", DataDir: "/var/lib/artcafe", DynamoDBEndpoint: "http://127.0.0.1:4567",
 			AWSRegion: "eu-west-1", TablePrefix: "test-"},
 		MetricsAddr: "127.0.0.1:9191",

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 )
 
@@ -41,6 +42,7 @@ type Reporter struct {
 	log        zerolog.Logger
 	now        func() time.Time
 	maxPending int
+	replicas   int
 
 	mu      sync.Mutex
 	pending map[key]usagev1.GaugeEvent
@@ -57,6 +59,10 @@ func WithClock(now func() time.Time) Option { return func(r *Reporter) { r.now =
 
 // WithMaxPending replaces DefaultMaxPending.
 func WithMaxPending(n int) Option { return func(r *Reporter) { r.maxPending = n } }
+
+// WithReplicas sets the replica count the reporter ensures the metering stream at
+// (NATS_JS_REPLICAS; default 1, never lowering an existing stream's).
+func WithReplicas(n int) Option { return func(r *Reporter) { r.replicas = n } }
 
 // New returns a reporter publishing on js; Run must run for anything to be sent.
 func New(js jetstream.JetStream, log zerolog.Logger, opts ...Option) *Reporter {
@@ -166,7 +172,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 func (r *Reporter) ensureStream(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	if _, err := r.js.CreateOrUpdateStream(cctx, usagev1.StreamConfig()); err != nil {
+	if _, err := replication.Stream(cctx, r.js, usagev1.StreamConfig(r.replicas)); err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn().Err(err).Msg("metering stream not available yet")
 		}

@@ -69,6 +69,9 @@ type Deps struct {
 	// and the store closes; an error other than context.Canceled stops the process, as a
 	// failing cascade does. Call it only during Setup.
 	Go func(name string, fn func(ctx context.Context) error)
+	// Replicas is the replica count for the streams and buckets the service creates
+	// (NATS_JS_REPLICAS; at least 1).
+	Replicas int
 }
 
 // Shutdown and startup bounds.
@@ -143,7 +146,8 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStream(ctx, js, log); err != nil {
+	replicas := max(cfg.JSReplicas, 1)
+	if err := ensureStream(ctx, js, replicas, log); err != nil {
 		return err
 	}
 
@@ -170,6 +174,7 @@ func Serve(ctx context.Context, spec Spec, cfg config.Service, log zerolog.Logge
 		Log:       log,
 		Metrics:   reg,
 		Go:        func(name string, fn func(ctx context.Context) error) { work = append(work, task{name, fn}) },
+		Replicas:  replicas,
 	})
 	if err == nil && purge == nil {
 		err = fmt.Errorf("%s service: Setup returned no purge for the tenant-deletion cascade", spec.Name)
@@ -242,12 +247,12 @@ func serveRequests(ctx context.Context, ms micro.Service, srv *natsrpc.Server, w
 // ensureStream creates the platform stream, waiting for NATS when the service started
 // first (the connection retries in the background). A stop signal while waiting is a
 // clean stop (context.Canceled).
-func ensureStream(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int, log zerolog.Logger) error {
 	wctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		actx, acancel := context.WithTimeout(wctx, 2*time.Second)
-		_, err := platform.EnsureStream(actx, js)
+		_, err := platform.EnsureStream(actx, js, replicas)
 		acancel()
 		switch {
 		case err == nil:

@@ -23,7 +23,7 @@ func spec() service.Spec {
 		ContractVersion: sshkeyv1.Version,
 		Table:           repo.Table,
 		Setup: func(d service.Deps) (cascade.Purger, error) {
-			gauges := gauge.New(d.JetStream, d.Log)
+			gauges := gauge.New(d.JetStream, d.Log, gauge.WithReplicas(d.Replicas))
 			d.Go("gauge reporter", gauges.Run)
 			svc := sshkey.NewService(repo.New(d.Table), agents.New(d.Client), events.NewPublisher(d.NATS, d.Log), sshkey.WithGauges(gauges))
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)

@@ -48,7 +48,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := platform.EnsureStream(ctx, js); err != nil {
+	if _, err := platform.EnsureStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	table := storetest.NewTable(t, repo.Table)

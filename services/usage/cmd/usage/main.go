@@ -24,7 +24,7 @@ func spec() service.Spec {
 		Table:           repo.Table,
 		Setup: func(d service.Deps) (cascade.Purger, error) {
 			svc := usage.NewService(repo.New(d.Table))
-			d.Go("usage applier", applier.New(d.JetStream, svc, d.Metrics, d.Log.With().Str("part", "applier").Logger()).Run)
+			d.Go("usage applier", applier.New(d.JetStream, svc, d.Metrics, d.Log.With().Str("part", "applier").Logger(), applier.WithReplicas(d.Replicas)).Run)
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},
 	}

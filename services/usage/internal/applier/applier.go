@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/services/usage/internal/usage"
 )
@@ -60,11 +61,12 @@ func ConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
 
 // Applier applies metering events from the stream.
 type Applier struct {
-	js      jetstream.JetStream
-	domain  Domain
-	log     zerolog.Logger
-	m       *metrics
-	ackWait time.Duration
+	js       jetstream.JetStream
+	domain   Domain
+	log      zerolog.Logger
+	m        *metrics
+	ackWait  time.Duration
+	replicas int
 }
 
 // Option configures an Applier.
@@ -73,6 +75,10 @@ type Option func(*Applier)
 // WithAckWait replaces DefaultAckWait (tests make crashed replicas' events come back
 // sooner).
 func WithAckWait(d time.Duration) Option { return func(a *Applier) { a.ackWait = d } }
+
+// WithReplicas sets the replica count the applier ensures the metering stream at
+// (NATS_JS_REPLICAS; default 1, never lowering an existing stream's).
+func WithReplicas(n int) Option { return func(a *Applier) { a.replicas = n } }
 
 // New returns an applier of events through domain, with its metrics on reg; Run starts
 // it. Several appliers (replicas, or one process's tests) may share reg.
@@ -120,7 +126,7 @@ func (a *Applier) start(ctx context.Context) (jetstream.Consumer, error) {
 	defer cancel()
 	for {
 		actx, acancel := context.WithTimeout(wctx, 5*time.Second)
-		_, err := a.js.CreateOrUpdateStream(actx, usagev1.StreamConfig())
+		_, err := replication.Stream(actx, a.js, usagev1.StreamConfig(a.replicas))
 		var cons jetstream.Consumer
 		if err == nil {
 			cons, err = a.js.CreateOrUpdateConsumer(actx, usagev1.Stream, ConsumerConfig(a.ackWait))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -80,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateOrUpdateStream(context.Background(), usagev1.StreamConfig()); err != nil {
+	if _, err := js.CreateOrUpdateStream(context.Background(), usagev1.StreamConfig(1)); err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{js: js, reg: prometheus.NewRegistry()}
@@ -320,6 +321,11 @@ func waitAcked(t *testing.T, js jetstream.JetStream) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := js.Consumer(context.Background(), usagev1.Stream, usagev1.DurableApplier)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && time.Now().Before(deadline) {
+			// The applier ensures its consumer asynchronously after Run starts.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
