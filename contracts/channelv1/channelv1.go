@@ -36,6 +36,11 @@ const (
 	// OpLookup is for the gateway's channel cache (publish and subscribe checks):
 	// LookupRequest → Lookup; 404 for an unknown or deleted channel.
 	OpLookup = "lookup"
+
+	// OpAgentRemoved is for the agent service's delete flow: AgentRemovedRequest → Empty.
+	// It removes every subscription record of a deleted agent of the caller's tenant
+	// (counts drop, subscriptions.removed is sent for each); idempotent.
+	OpAgentRemoved = "agent_removed"
 )
 
 // Subject returns the full subject of op.
@@ -332,6 +337,18 @@ type Lookup struct {
 	Type          string `json:"type"`
 	MaxAgeSeconds int64  `json:"max_age_seconds" doc:"0 = unlimited"`
 	AgentRole     string `json:"agent_role,omitempty"`
+}
+
+// AgentRemovedRequest names an agent (of the caller's tenant) being deleted.
+type AgentRemovedRequest struct {
+	AgentID string `json:"agent_id"`
+}
+
+func (r *AgentRemovedRequest) Validate() error {
+	if _, ok := NormalizeID(r.AgentID); !ok {
+		return natsrpc.NotFound("agent not found")
+	}
+	return nil
 }
 
 func channelID(id string) error {

@@ -13,11 +13,16 @@ import (
 const (
 	EntityAgents   = "agents"
 	EntityChannels = "channels"
+	// EntitySubscriptions: an agent's subscription record in a channel was added or
+	// removed (gateways re-check the agent's live subscriptions on removal).
+	EntitySubscriptions = "subscriptions"
 
 	ActionCreated = "created"
 	ActionUpdated = "updated"
 	ActionDeleted = "deleted"
-	ActionStatus  = "status" // agents only
+	ActionStatus  = "status"  // agents only
+	ActionAdded   = "added"   // subscriptions only
+	ActionRemoved = "removed" // subscriptions only
 )
 
 // Subject is where an event of entity/action in tenant is published. tenantID must have
@@ -31,6 +36,10 @@ func TenantWildcard(tenantID string) string { return "tenant." + tenantID + ".ev
 
 // AllChannelEvents matches the channel events of every tenant (the gateway's cache).
 const AllChannelEvents = "tenant.*.events.channels.*"
+
+// AllSubscriptionEvents matches the subscription events of every tenant (the gateway's
+// channel cache and its live sessions).
+const AllSubscriptionEvents = "tenant.*.events.subscriptions.*"
 
 // Event is the envelope of every tenant event. Type is "<entity>.<action>".
 type Event struct {
@@ -61,4 +70,12 @@ type ChannelRef struct {
 	Name          string `json:"name,omitempty"`
 	Type          string `json:"type,omitempty"`
 	MaxAgeSeconds int64  `json:"max_age_seconds,omitempty"`
+}
+
+// SubscriptionRef is the data of subscriptions.added/removed: which agent gained or lost
+// its record in which channel (Role: the record's role).
+type SubscriptionRef struct {
+	ChannelID string `json:"channel_id"`
+	AgentID   string `json:"agent_id"`
+	Role      string `json:"role,omitempty"`
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
+	"github.com/artcafe-ai/pubsub/contracts/limitsv1"
 	"github.com/artcafe-ai/pubsub/contracts/messagev1"
 	"github.com/artcafe-ai/pubsub/contracts/platform"
 	"github.com/artcafe-ai/pubsub/contracts/presencev1"
@@ -38,10 +39,9 @@ const (
 )
 
 // GatewayBuckets are the KV buckets the gateway keeps shared state in across replicas:
-// agent presence, and the limiters' leases and connection counts (gateway/internal/limits
-// names the last three; they must stay the same names).
+// agent presence, and the limiters' leases and connection counts (contracts/limitsv1).
 func GatewayBuckets() []string {
-	return []string{presencev1.Bucket, "RATE_LIMITS", "MESSAGE_QUOTAS", "CONNECTIONS"}
+	return append([]string{presencev1.Bucket}, limitsv1.Buckets()...)
 }
 
 // Components lists every component that authenticates with its own NKey, in the order
@@ -165,6 +165,7 @@ func service(name string) Permissions {
 			sshkeyv1.Subject(sshkeyv1.OpCheckPublicKey),
 			sshkeyv1.Subject(sshkeyv1.OpCreateForAgent),
 			sshkeyv1.Subject(sshkeyv1.OpDeleteForAgent),
+			channelv1.Subject(channelv1.OpAgentRemoved),
 			eventsv1.Subject("*", eventsv1.EntityAgents, "*"),
 			agentv1.SubjectAgentChanged,
 		)
@@ -179,6 +180,7 @@ func service(name string) Permissions {
 		p.PublishAllow = append(p.PublishAllow,
 			agentv1.Subject(agentv1.OpLookup),
 			eventsv1.AllChannelEvents,
+			eventsv1.AllSubscriptionEvents,
 			"$JS.API.STREAM.PURGE."+messagev1.Stream,
 		)
 		// It owns the message stream and trims channels when their events say so.

@@ -222,7 +222,7 @@ func TestAgentReadsOnlyItsTenant(t *testing.T) {
 	if _, err := chJS.CreateOrUpdateStream(ctx, messagev1.StreamConfig(1)); err != nil {
 		t.Fatalf("channel service ensures %s: %v", messagev1.Stream, err)
 	}
-	if _, err := platform.EnsureStream(ctx, chJS); err != nil {
+	if _, err := platform.EnsureStream(ctx, chJS, 1); err != nil {
 		t.Fatalf("channel service ensures %s: %v", platform.Stream, err)
 	}
 	ch.clean(t)

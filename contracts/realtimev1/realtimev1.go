@@ -57,6 +57,10 @@ const (
 // Reasons of an unsubscribed frame the client did not ask for.
 const (
 	ReasonChannelDeleted = "channel_deleted"
+	// ReasonAccessRevoked: an agent session lost the right to read the channel (its
+	// subscription record was removed, or the channel became private and it has none).
+	// Users and API keys never get it.
+	ReasonAccessRevoked = "access_revoked"
 	// ReasonReplayFailed: the stored messages of a since_seq subscribe could not be read;
 	// the subscription was dropped so the client never sees a silent gap. Subscribe again.
 	ReasonReplayFailed = "replay_failed"
@@ -174,7 +178,7 @@ type Subscribed struct {
 }
 
 // Unsubscribed confirms an unsubscribe, or tells that the server ended a subscription
-// (Reason: channel_deleted, replay_failed).
+// (Reason: channel_deleted, access_revoked, replay_failed).
 type Unsubscribed struct {
 	Type      string `json:"type" enum:"unsubscribed"`
 	ID        string `json:"id,omitempty"`

@@ -348,8 +348,12 @@ func (s *sub) frame(ctx context.Context, conn *websocket.Conn, f *realtimev1.Ser
 		}
 	case realtimev1.TypeUnsubscribed:
 		switch f.Reason {
-		case realtimev1.ReasonChannelDeleted:
-			s.o.Log("channel %s was deleted", f.ChannelID)
+		case realtimev1.ReasonChannelDeleted, realtimev1.ReasonAccessRevoked:
+			if f.Reason == realtimev1.ReasonAccessRevoked {
+				s.o.Log("access to channel %s was revoked", f.ChannelID)
+			} else {
+				s.o.Log("channel %s was deleted", f.ChannelID)
+			}
 			s.mu.Lock()
 			delete(s.active, f.ChannelID)
 			left := len(s.active)

@@ -119,7 +119,7 @@ func start(ctx context.Context) error {
 
 	// Usage metering: sums in memory, one event a second to USAGE_EVENTS. Its source id
 	// also names this gateway in the shared connection counts.
-	meter, err := metering.New(js, nc, metering.Config{Log: log.With().Str("part", "usage").Logger(), Metrics: reg})
+	meter, err := metering.New(js, nc, metering.Config{Log: log.With().Str("part", "usage").Logger(), Metrics: reg, Replicas: cfg.JSReplicas})
 	if err != nil {
 		return err
 	}
@@ -129,12 +129,12 @@ func start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lim, err := limits.New(js, limits.Config{Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics})
+	lim, err := limits.New(js, limits.Config{Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics, Replicas: cfg.JSReplicas})
 	if err != nil {
 		return err
 	}
 	conns, err := limits.NewConnections(js, limits.ConnectionsConfig{Source: meter.Source(), Peak: meter.Connections,
-		Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics})
+		Log: log.With().Str("part", "limits").Logger(), Metrics: limitMetrics, Replicas: cfg.JSReplicas})
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,8 @@ func start(ctx context.Context) error {
 		NATS: nc, JetStream: js, Auth: authn, Channels: channels, Publisher: publisher,
 		Log: log.With().Str("part", "realtime").Logger(), Metrics: reg,
 		Connections: conns, Usage: meter,
-	}, realtime.Config{AllowedOrigins: cfg.CORSAllowedOrigins, GatewayID: meter.Source()})
+	}, realtime.Config{AllowedOrigins: cfg.CORSAllowedOrigins, GatewayID: meter.Source(),
+		PresenceReplicas: cfg.JSReplicas})
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,7 @@ type Channels struct {
 
 	cbMu      sync.RWMutex
 	onDeleted []func(tenantID, channelID string)
+	onAccess  []func(tenantID, channelID, agentID string)
 }
 
 // NewChannels checks cfg and builds the cache over src.
@@ -257,8 +258,8 @@ func (c *Channels) Forget(tenantID, channelID string) {
 }
 
 // ForgetRole drops an agent's cached role in a channel: the gateway calls it after it
-// added or removed that agent's subscription (no event announces subscription changes;
-// other gateways see them within TTL).
+// added or removed that agent's subscription (other gateways hear of it from the
+// subscriptions events, or see it within TTL).
 func (c *Channels) ForgetRole(tenantID, channelID, agentID string) {
 	k, ok := key(tenantID, channelID)
 	agent, aok := channelv1.NormalizeID(agentID)
@@ -285,40 +286,108 @@ func (c *Channels) OnDeleted(fn func(tenantID, channelID string)) {
 	c.onDeleted = append(c.onDeleted, fn)
 }
 
-// Subscribe feeds the cache with the channel events of every tenant
-// (eventsv1.AllChannelEvents) on nc. The returned stop unsubscribes. Events are hints:
-// a lost one costs at most TTL of staleness.
+// OnAccessChanged registers fn to be called when agents may have lost the right to read
+// a channel: agentID's subscription record was removed, or (agentID "") the channel
+// became private, so every agent without a record lost it. The cache has already
+// dropped what it knew, so a check made by fn reads the truth. fn runs on the event
+// subscription's goroutine: it must not block.
+func (c *Channels) OnAccessChanged(fn func(tenantID, channelID, agentID string)) {
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
+	c.onAccess = append(c.onAccess, fn)
+}
+
+// Subscribe feeds the cache with the channel and subscription events of every tenant
+// (eventsv1.AllChannelEvents, eventsv1.AllSubscriptionEvents) on nc. The returned stop
+// unsubscribes. Events are hints: a lost one costs at most TTL of staleness.
 func (c *Channels) Subscribe(nc *nats.Conn) (stop func(), err error) {
-	sub, err := nc.Subscribe(eventsv1.AllChannelEvents, func(m *nats.Msg) {
-		if !c.apply(m.Subject, m.Data) {
-			c.cfg.Log.Warn().Str("subject", m.Subject).Msg("ignoring malformed channel event")
+	var subs []*nats.Subscription
+	stop = func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
 		}
-		if c.cfg.Applied != nil {
-			c.cfg.Applied(m.Subject)
+	}
+	for _, subject := range []string{eventsv1.AllChannelEvents, eventsv1.AllSubscriptionEvents} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			if !c.apply(m.Subject, m.Data) {
+				c.cfg.Log.Warn().Str("subject", m.Subject).Msg("ignoring malformed channel event")
+			}
+			if c.cfg.Applied != nil {
+				c.cfg.Applied(m.Subject)
+			}
+		})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", eventsv1.AllChannelEvents, err)
+		subs = append(subs, sub)
 	}
 	// One round trip so the server has the interest before the caller goes on. A failure
-	// is not fatal: the subscription stands and is renewed on reconnect.
+	// is not fatal: the subscriptions stand and are renewed on reconnect.
 	if err := nc.Flush(); err != nil {
 		c.cfg.Log.Warn().Err(err).Msg("channel events: subscription not confirmed by the server yet")
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	return stop, nil
 }
 
-// apply handles one event of tenant.<t>.events.channels.<action>. The tenant comes from
-// the subject (only services publish under tenant.*.events), the channel from the data.
+// apply handles one event of tenant.<t>.events.channels.<action> or
+// tenant.<t>.events.subscriptions.<action>. The tenant comes from the subject (only
+// services publish under tenant.*.events), the channel (and agent) from the data.
 func (c *Channels) apply(subject string, data []byte) bool {
 	p := strings.Split(subject, ".")
-	if len(p) != 5 || p[0] != "tenant" || p[2] != "events" || p[3] != eventsv1.EntityChannels {
+	if len(p) != 5 || p[0] != "tenant" || p[2] != "events" {
 		return false
 	}
-	tenant, action := p[1], p[4]
+	tenant, entity, action := p[1], p[3], p[4]
 	var ev eventsv1.Event
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	switch entity {
+	case eventsv1.EntityChannels:
+		return c.applyChannel(tenant, action, ev.Data)
+	case eventsv1.EntitySubscriptions:
+		return c.applySubscription(tenant, action, ev.Data)
+	}
+	return false
+}
+
+// applySubscription forgets the agent's cached role; after a removal it tells
+// OnAccessChanged.
+func (c *Channels) applySubscription(tenant, action string, data []byte) bool {
+	var ref eventsv1.SubscriptionRef
+	if json.Unmarshal(data, &ref) != nil {
+		return false
+	}
+	k, ok := key(tenant, ref.ChannelID)
+	agent, aok := channelv1.NormalizeID(ref.AgentID)
+	if !ok || !aok {
+		return false
+	}
+	switch action {
+	case eventsv1.ActionAdded:
+		c.forget(func() { c.cache.forgetRole(k, agent) })
+	case eventsv1.ActionRemoved:
+		c.forget(func() { c.cache.forgetRole(k, agent) })
+		c.accessChanged(k, agent)
+	default:
+		return false
+	}
+	return true
+}
+
+func (c *Channels) accessChanged(k chanKey, agent string) {
+	c.cbMu.RLock()
+	fns := c.onAccess
+	c.cbMu.RUnlock()
+	for _, fn := range fns {
+		fn(k.tenant, k.channel, agent)
+	}
+}
+
+func (c *Channels) applyChannel(tenant, action string, data []byte) bool {
 	var ref eventsv1.ChannelRef
-	if json.Unmarshal(data, &ev) != nil || json.Unmarshal(ev.Data, &ref) != nil {
+	if json.Unmarshal(data, &ref) != nil {
 		return false
 	}
 	k, ok := key(tenant, ref.ChannelID)
@@ -326,9 +395,16 @@ func (c *Channels) apply(subject string, data []byte) bool {
 		return false
 	}
 	switch action {
-	case eventsv1.ActionCreated, eventsv1.ActionUpdated:
+	case eventsv1.ActionCreated:
 		// Forget rather than trust the event's copy: the next use reads the truth once.
 		c.forget(func() { c.cache.forget(k) })
+	case eventsv1.ActionUpdated:
+		c.forget(func() { c.cache.forget(k) })
+		// Public → private takes the channel from every agent without a record. The
+		// event names the new type; an older publisher's event without one is checked.
+		if ref.Type != channelv1.TypePublic {
+			c.accessChanged(k, "")
+		}
 	case eventsv1.ActionDeleted:
 		c.deleted(k)
 		c.cbMu.RLock()

@@ -479,3 +479,92 @@ func TestChannelEvents(t *testing.T) {
 		t.Fatalf("OnDeleted heard %v", deleted)
 	}
 }
+
+// TestAccessEvents: subscriptions.added/removed drop the agent's cached role; a removal,
+// and a channel updated to private, tell OnAccessChanged after the cache forgot.
+func TestAccessEvents(t *testing.T) {
+	ns := natsrpctest.Server(t)
+	pub, sub := natsrpctest.Connect(t, ns), natsrpctest.Connect(t, ns)
+	src := newFakeSource()
+	applied := make(chan string, 100)
+	c, _ := newTestChannels(t, src, ChannelsConfig{Applied: func(s string) { applied <- s }})
+	stop, err := c.Subscribe(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	ctx := context.Background()
+	ch, agent := ulid.Make().String(), ulid.Make().String()
+	var mu sync.Mutex
+	var heard []string
+	c.OnAccessChanged(func(tenant, channel, agentID string) {
+		// The cache has already forgotten: a check made here reads the truth.
+		r, err := c.AgentRole(ctx, tenant, channel, agent)
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, fmt.Sprintf("%s/%s/%s role=%q err=%v", tenant, channel, agentID, r, err))
+	})
+	send := func(entity, action string, data any) {
+		t.Helper()
+		raw, _ := json.Marshal(data)
+		b, _ := json.Marshal(eventsv1.Event{Type: entity + "." + action, TenantID: tenantA, Timestamp: time.Now(), Data: raw})
+		subject := eventsv1.Subject(tenantA, entity, action)
+		if err := pub.Publish(subject, b); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-applied:
+			if got != subject {
+				t.Fatalf("applied %s, want %s", got, subject)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("event not applied")
+		}
+	}
+	take := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := heard
+		heard = nil
+		return out
+	}
+	src.put(tenantA, ch, channelv1.TypePrivate, 0)
+	role := func(want string) {
+		t.Helper()
+		if r, err := c.AgentRole(ctx, tenantA, ch, agent); err != nil || r != want {
+			t.Fatalf("role %q %v, want %q", r, err, want)
+		}
+	}
+	role("")
+	// Added elsewhere: the cached "no role" goes at once; nobody lost access.
+	src.setRole(tenantA, ch, agent, channelv1.RolePublisher)
+	send(eventsv1.EntitySubscriptions, eventsv1.ActionAdded, eventsv1.SubscriptionRef{ChannelID: ch, AgentID: agent, Role: channelv1.RolePublisher})
+	role(channelv1.RolePublisher)
+	if h := take(); len(h) != 0 {
+		t.Fatalf("an addition told OnAccessChanged: %v", h)
+	}
+	// Removed: forgotten before the callback, which reads "no role".
+	src.setRole(tenantA, ch, agent, "")
+	send(eventsv1.EntitySubscriptions, eventsv1.ActionRemoved, eventsv1.SubscriptionRef{ChannelID: ch, AgentID: strings.ToLower(agent)})
+	if h := take(); len(h) != 1 || h[0] != fmt.Sprintf("%s/%s/%s role=\"\" err=<nil>", tenantA, ch, agent) {
+		t.Fatalf("OnAccessChanged heard %v", h)
+	}
+	role("")
+	// Updated to private: every agent is checked (agent ""); to public: nobody.
+	send(eventsv1.EntityChannels, eventsv1.ActionUpdated, eventsv1.ChannelRef{ChannelID: ch, Type: channelv1.TypePrivate})
+	if h := take(); len(h) != 1 || !strings.HasPrefix(h[0], tenantA+"/"+ch+"/ ") {
+		t.Fatalf("OnAccessChanged heard %v", h)
+	}
+	send(eventsv1.EntityChannels, eventsv1.ActionUpdated, eventsv1.ChannelRef{ChannelID: ch, Type: channelv1.TypePublic})
+	if h := take(); len(h) != 0 {
+		t.Fatalf("a public channel told OnAccessChanged: %v", h)
+	}
+	// Malformed subscription events change nothing and tell nobody.
+	for _, bad := range []eventsv1.SubscriptionRef{{ChannelID: ch}, {ChannelID: "nope", AgentID: agent}} {
+		send(eventsv1.EntitySubscriptions, eventsv1.ActionRemoved, bad)
+	}
+	send(eventsv1.EntitySubscriptions, "exploded", eventsv1.SubscriptionRef{ChannelID: ch, AgentID: agent})
+	if h := take(); len(h) != 0 {
+		t.Fatalf("malformed events told OnAccessChanged: %v", h)
+	}
+}

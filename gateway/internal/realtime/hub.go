@@ -53,6 +53,9 @@ type Config struct {
 	AllowedOrigins []string
 	// GatewayID names this gateway in presence values (default: a fresh ULID).
 	GatewayID string
+	// PresenceReplicas of the presence bucket when this gateway creates it
+	// (NATS_JS_REPLICAS; default 1). An existing bucket is used as it is.
+	PresenceReplicas int
 
 	PingEvery    time.Duration // server pings (default realtimev1.PingEvery)
 	IdleTimeout  time.Duration // nothing received, not even a pong → 4000 (default 90 s)
@@ -180,7 +183,7 @@ type Hub struct {
 	presence jetstream.KeyValue
 }
 
-// New builds the hub and registers it for channel deletions.
+// New builds the hub and registers it for channel deletions and access changes.
 func New(d Deps, cfg Config) (*Hub, error) {
 	if d.NATS == nil || d.JetStream == nil || d.Auth == nil || d.Channels == nil || d.Publisher == nil {
 		return nil, errors.New("realtime: NATS, JetStream, Auth, Channels and Publisher are required")
@@ -222,6 +225,7 @@ func New(d Deps, cfg Config) (*Hub, error) {
 		RecoverHandler:  h.recoverSession,
 	})
 	d.Channels.OnDeleted(h.channelDeleted)
+	d.Channels.OnAccessChanged(h.accessChanged)
 	go h.wheel()
 	for range recheckWorkers {
 		go h.rechecker()
@@ -559,6 +563,17 @@ func (h *Hub) channelDeleted(tenantID, channelID string) {
 	}
 }
 
+// accessChanged runs on the channel-event goroutine: agentID's subscription record in
+// the channel was removed, or (agentID "") the channel became private. The agent
+// sessions subscribed to it are checked again (the cache has forgotten the old answer)
+// off this goroutine; those that may no longer read it get unsubscribed {reason:
+// access_revoked}. Users and API keys need no record, so they are never touched.
+func (h *Hub) accessChanged(tenantID, channelID, agentID string) {
+	if t := h.tenantOf(tenantID); t != nil {
+		t.accessChanged(channelID, agentID)
+	}
+}
+
 // messages is the MESSAGES stream handle, bound on first use (the channel service
 // creates the stream, possibly after the gateway started).
 func (h *Hub) messages(ctx context.Context) (jetstream.Stream, error) {
@@ -583,7 +598,7 @@ func (h *Hub) presenceKV(ctx context.Context) (jetstream.KeyValue, error) {
 	if h.presence != nil {
 		return h.presence, nil
 	}
-	kv, err := h.js.CreateKeyValue(ctx, presencev1.BucketConfig(1))
+	kv, err := h.js.CreateKeyValue(ctx, presencev1.BucketConfig(h.cfg.PresenceReplicas))
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		kv, err = h.js.KeyValue(ctx, presencev1.Bucket)
 	}

@@ -295,6 +295,7 @@ func (s *session) due(now time.Time, recheckAll bool) {
 // recheckCredentials runs the upgrade's checks again (the authenticator's answers are
 // cached ≤ 5 s and dropped at once by revocation events). A credential that no longer
 // stands closes the session with 4003 (4001 when it expired); an outage changes nothing.
+// An agent's channel subscriptions are then checked again too (cached lookups).
 func (s *session) recheckCredentials() {
 	if !s.isOpen() {
 		return
@@ -334,6 +335,7 @@ func (s *session) recheckCredentials() {
 		return
 	}
 	s.acc.Store(&acc)
+	s.recheckSubscriptions()
 }
 
 // ---- the send queue and its writer ----

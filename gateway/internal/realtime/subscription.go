@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type subscription struct {
 	last uint64
 	// droppedUpTo is the highest seq dropped from a full buffer: a replay must reach it.
 	droppedUpTo uint64
+	// known: last is a real position in the channel (since_seq was given, or a message
+	// was sent), so a live message that names a later predecessor reveals a gap.
+	known bool
 }
 
 type held struct {
@@ -48,8 +52,9 @@ func newSubscription(s *session, channel string, since uint64) *subscription {
 	return &subscription{s: s, channel: channel, ctx: ctx, cancel: cancel, holding: true, last: since}
 }
 
-// live takes one live message (from the tenant's NATS callback: never blocks).
-func (sub *subscription) live(frame []byte, seq uint64) {
+// live takes one live message (from the tenant's NATS callback: never blocks). prev is
+// the channel's previous stored seq (Nats-Last-Sequence of the republish).
+func (sub *subscription) live(frame []byte, seq, prev uint64) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.ended || seq <= sub.last {
@@ -59,7 +64,16 @@ func (sub *subscription) live(frame []byte, seq uint64) {
 		sub.hold(frame, seq)
 		return
 	}
-	sub.last = seq
+	if sub.known && prev > sub.last {
+		// A message stored after the last one sent never arrived live: core NATS
+		// delivers at most once, and a NATS node or route that fails loses what it was
+		// forwarding. Read the gap back from the stream, holding live ones meanwhile.
+		sub.holding = true
+		sub.hold(frame, seq)
+		go sub.s.replay(sub, sub.last)
+		return
+	}
+	sub.last, sub.known = seq, true
 	sub.s.sendMessage(frame)
 }
 
@@ -89,7 +103,7 @@ func (sub *subscription) replayed(frame []byte, seq uint64) {
 	if sub.ended || seq <= sub.last {
 		return
 	}
-	sub.last = seq
+	sub.last, sub.known = seq, true
 	if frame != nil {
 		sub.s.sendMessage(frame)
 	}
@@ -110,7 +124,7 @@ func (sub *subscription) goLive(force bool) bool {
 	}
 	for _, h := range sub.buf {
 		if h.seq > sub.last {
-			sub.last = h.seq
+			sub.last, sub.known = h.seq, true
 			sub.s.sendMessage(h.frame)
 		}
 	}
@@ -163,6 +177,7 @@ func (s *session) subscribe(f *realtimev1.ClientFrame) {
 		since = *f.SinceSeq
 	}
 	sub := newSubscription(s, channel, since)
+	sub.known = f.SinceSeq != nil
 	s.mu.Lock()
 	if s.subs == nil {
 		s.subs = map[string]*subscription{}
@@ -206,6 +221,52 @@ func (s *session) mayRead(channel string) error {
 	return nil
 }
 
+// recheckSubscription checks again that the session may read sub's channel, and ends
+// the subscription when it may not: access_revoked (403: an agent without a record in a
+// private channel) or channel_deleted (404). An outage keeps it: the next check (an
+// event, or the periodic re-check) decides.
+func (s *session) recheckSubscription(sub *subscription) {
+	if sub.ctx.Err() != nil {
+		return
+	}
+	err := s.mayRead(sub.channel)
+	if err == nil {
+		return
+	}
+	e, ok := natsrpc.AsError(err)
+	switch {
+	case ok && e.Status == http.StatusForbidden:
+		s.endSubscription(sub, realtimev1.ReasonAccessRevoked)
+	case ok && e.Status == http.StatusNotFound:
+		s.endSubscription(sub, realtimev1.ReasonChannelDeleted)
+	default:
+		if s.ctx.Err() == nil {
+			s.hub.log.Warn().Err(err).Str("session_id", s.id).Str("channel_id", sub.channel).Msg("websocket: subscription access re-check failed; subscription kept")
+		}
+	}
+}
+
+// recheckSubscriptions checks every channel subscription of an agent session again
+// (the periodic re-check: it bounds what a lost event costs). Users and API keys need
+// no subscription record, so their sessions have nothing to check.
+func (s *session) recheckSubscriptions() {
+	if s.principal.Kind != natsrpc.KindAgent {
+		return
+	}
+	s.mu.Lock()
+	subs := make([]*subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		if !s.isOpen() {
+			return
+		}
+		s.recheckSubscription(sub)
+	}
+}
+
 func (s *session) unsubscribe(f *realtimev1.ClientFrame) {
 	channel, ok := channelv1.NormalizeID(f.ChannelID)
 	if ok {
@@ -238,7 +299,8 @@ func (s *session) dropSubscription(sub *subscription) bool {
 	return true
 }
 
-// endSubscription is the server ending a subscription (channel deleted, replay failed):
+// endSubscription is the server ending a subscription (channel deleted, access
+// revoked, replay failed):
 // the client is told with unsubscribed {channel_id, reason}.
 func (s *session) endSubscription(sub *subscription, reason string) {
 	if s.dropSubscription(sub) {

@@ -6,9 +6,11 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/artcafe-ai/pubsub/contracts/eventsv1"
 	"github.com/artcafe-ai/pubsub/contracts/messagev1"
+	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/realtimev1"
 )
 
@@ -184,13 +186,16 @@ func (t *tenantHub) onLive(ls *liveSub, m *nats.Msg) {
 	if len(subs) == 0 {
 		return
 	}
+	// The channel's previous stored seq (0 for its first message): a subscription that
+	// has not sent it has a gap to read back (subscription.live).
+	prev, _ := parseSeq(m.Header.Get(jetstream.LastSequenceHeader))
 	frame, ok := messageFrame(tenant, channel, seq, m.Header, m.Data)
 	if !ok {
 		t.hub.log.Warn().Str("subject", m.Subject).Msg("live message with malformed headers dropped")
 		return
 	}
 	for _, sub := range subs {
-		sub.live(frame, seq)
+		sub.live(frame, seq, prev)
 	}
 }
 
@@ -221,6 +226,27 @@ func (t *tenantHub) channelDeleted(channel string) {
 	for _, sub := range subs {
 		sub.s.endSubscription(sub, realtimev1.ReasonChannelDeleted)
 	}
+}
+
+// accessChanged checks again, on a goroutine of its own, the subscriptions to channel
+// of agentID's sessions (every agent session when agentID is "").
+func (t *tenantHub) accessChanged(channel, agentID string) {
+	t.mu.RLock()
+	var subs []*subscription
+	for s, sub := range t.channels[channel] {
+		if s.principal.Kind == natsrpc.KindAgent && (agentID == "" || s.principal.AgentID == agentID) {
+			subs = append(subs, sub)
+		}
+	}
+	t.mu.RUnlock()
+	if len(subs) == 0 {
+		return
+	}
+	go func() {
+		for _, sub := range subs {
+			sub.s.recheckSubscription(sub)
+		}
+	}()
 }
 
 // removeSession forgets an ended session (its routes are already gone).

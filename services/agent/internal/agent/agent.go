@@ -126,6 +126,13 @@ type Keys interface {
 	DeleteForAgent(ctx context.Context, agentID string) error
 }
 
+// Channels is the channel service as the agent service uses it. The context carries the
+// caller's identity (the tenant); errors come back as the channel service answered them.
+type Channels interface {
+	// RemoveAgent removes every subscription record of agentID (idempotent).
+	RemoveAgent(ctx context.Context, agentID string) error
+}
+
 // Events publishes what other parts of the platform must learn at once. Each is sent
 // after the change committed, by the one request (or presence writer) that made it;
 // losing one only delays a cache or leaves a dashboard stale until its next read.

@@ -35,12 +35,13 @@ const InitialStatus = agentv1.StatusOffline
 
 // Service holds the use cases.
 type Service struct {
-	repo   Repository
-	keys   Keys
-	events Events
-	gauges Gauges
-	now    func() time.Time
-	ids    *idSource
+	repo     Repository
+	keys     Keys
+	channels Channels
+	events   Events
+	gauges   Gauges
+	now      func() time.Time
+	ids      *idSource
 }
 
 // Option configures a Service.
@@ -63,9 +64,9 @@ func (noGauges) Report(string, string, int64) {}
 func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
 
 // NewService returns the use cases on repo, calling the sshkey service through keys and
-// publishing through events.
-func NewService(repo Repository, keys Keys, events Events, opts ...Option) *Service {
-	s := &Service{repo: repo, keys: keys, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
+// the channel service through channels, and publishing through events.
+func NewService(repo Repository, keys Keys, channels Channels, events Events, opts ...Option) *Service {
+	s := &Service{repo: repo, keys: keys, channels: channels, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -403,9 +404,12 @@ func (s *Service) moveStatusCount(ctx context.Context, tenantID, from, to string
 }
 
 // Delete removes an agent: marked deleting first (it reads as absent from then on), its
-// SSH keys deleted through the sshkey service, then its index items and item, then the
-// counters; a cache hint tells gateways to forget it. If the keys cannot be deleted the
-// mark is taken back and the error returned, so the caller can retry.
+// SSH keys deleted through the sshkey service, its channel subscriptions through the
+// channel service, then its index items and item, then the counters; a cache hint tells
+// gateways to forget it. If the keys cannot be deleted the mark is taken back and the
+// error returned, so the caller can retry. If the subscriptions cannot be removed (the
+// keys are gone by then: the agent cannot come back as it was) the agent stays marked
+// and the error is returned; the next DELETE after resumeAfter, or Repair, finishes it.
 func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 	if err := actor.may(accessManage, id); err != nil {
 		return err
@@ -453,6 +457,9 @@ func (s *Service) finishDelete(ctx context.Context, a Agent) error {
 		if a.DeletingSince != nil && s.clock().Sub(*a.DeletingSince) <= resumeAfter {
 			s.unmark(ctx, a)
 		}
+		return err
+	}
+	if err := s.channels.RemoveAgent(ctx, a.ID); err != nil {
 		return err
 	}
 	removed, err := s.repo.Remove(ctx, a)

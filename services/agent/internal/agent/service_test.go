@@ -45,6 +45,36 @@ func (k *keys) DeleteForAgent(_ context.Context, agentID string) error {
 	return nil
 }
 
+// chans is an agent.Channels that remembers removals and fails on demand (the channel
+// service itself is faked at its NATS contract in the natsapi tests).
+type chans struct {
+	mu      sync.Mutex
+	removed []string
+	fail    error
+}
+
+func (c *chans) RemoveAgent(_ context.Context, agentID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return c.fail
+	}
+	c.removed = append(c.removed, agentID)
+	return nil
+}
+
+func (c *chans) setFail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail = err
+}
+
+func (c *chans) calls() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.removed...)
+}
+
 // hints is an agent.Events that remembers what was published (the NATS publisher has
 // its own tests in package events).
 type hints struct {
@@ -82,16 +112,17 @@ type env struct {
 	repo  *repo.Repo
 	table *testtable.Counting
 	keys  *keys
+	chans *chans
 	hints *hints
 	now   atomic.Int64
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{table: testtable.NewCounting(storetest.NewTable(t, repo.Table)), keys: &keys{}, hints: &hints{}}
+	e := &env{table: testtable.NewCounting(storetest.NewTable(t, repo.Table)), keys: &keys{}, chans: &chans{}, hints: &hints{}}
 	e.repo = repo.New(e.table)
 	e.now.Store(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC).UnixNano())
-	e.svc = agent.NewService(e.repo, e.keys, e.hints, agent.WithClock(func() time.Time { return time.Unix(0, e.now.Load()) }))
+	e.svc = agent.NewService(e.repo, e.keys, e.chans, e.hints, agent.WithClock(func() time.Time { return time.Unix(0, e.now.Load()) }))
 	return e
 }
 
@@ -149,7 +180,63 @@ func TestDeleteResumesAfterACrash(t *testing.T) {
 	if len(e.keys.deleted) != 1 || e.keys.deleted[0] != a.ID || len(e.hints.deleted) != 1 {
 		t.Fatalf("keys deleted %v, hints %v", e.keys.deleted, e.hints.deleted)
 	}
+	if got := e.chans.calls(); len(got) != 1 || got[0] != a.ID {
+		t.Fatalf("subscriptions removed for %v", got)
+	}
 	if c, _ := e.repo.Counts(ctx, tenantID); c.Total != 0 || c.ByStatus[agentv1.StatusOffline] != 0 {
+		t.Fatalf("counts: %+v", c)
+	}
+}
+
+// When the agent's subscriptions cannot be removed (its keys are gone by then) the agent
+// stays marked, invisible to everyone, and a later DELETE finishes the deletion.
+func TestDeleteWhenSubscriptionsCannotBeRemoved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _, err := e.svc.Create(ctx, owner, agentv1.CreateBody{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := natsrpc.Unavailable("channel service down")
+	e.chans.setFail(down)
+	if err := e.svc.Delete(ctx, owner, a.ID); !errors.Is(err, down) {
+		t.Fatalf("delete with the channel service down: %v", err)
+	}
+	stored, err := e.repo.Get(ctx, tenantID, a.ID)
+	if err != nil || !stored.Deleting() {
+		t.Fatalf("after a failed removal of its subscriptions: %+v %v (want it marked deleting)", stored, err)
+	}
+	if _, err := e.svc.Get(ctx, owner, a.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("get of the half-deleted agent: %v", err)
+	}
+	if len(e.hints.deleted) != 0 {
+		t.Fatalf("hints %v before the deletion finished", e.hints.deleted)
+	}
+
+	// A retry right away does not race the deletion that may still run.
+	e.chans.setFail(nil)
+	if err := e.svc.Delete(ctx, owner, a.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("retry right away: %v", err)
+	}
+	if len(e.chans.calls()) != 0 {
+		t.Fatal("a fresh mark was resumed")
+	}
+	// After resumeAfter the next DELETE finishes it.
+	e.advance(2 * time.Minute)
+	if err := e.svc.Delete(ctx, owner, a.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("retry later: %v", err)
+	}
+	if got := e.chans.calls(); len(got) != 1 || got[0] != a.ID {
+		t.Fatalf("subscriptions removed for %v", got)
+	}
+	if _, err := e.repo.Get(ctx, tenantID, a.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("the agent item remains: %v", err)
+	}
+	if len(e.hints.deleted) != 1 || e.hints.deleted[0] != a.ID {
+		t.Fatalf("hints %v", e.hints.deleted)
+	}
+	if c, _ := e.repo.Counts(ctx, tenantID); c.Total != 0 {
 		t.Fatalf("counts: %+v", c)
 	}
 }

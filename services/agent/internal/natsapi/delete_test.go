@@ -16,6 +16,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
+	"github.com/artcafe-ai/pubsub/services/agent/internal/channeltest"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/sshkeytest"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
 )
@@ -132,5 +133,51 @@ func TestDeleteWhenKeysCannotBeDeleted(t *testing.T) {
 	}
 	if s := f.summary(t, ctx); s.Total != 0 {
 		t.Fatalf("summary after the delete: %+v", s)
+	}
+}
+
+// Delete asks the channel service to remove the agent's subscriptions while the agent is
+// marked (after its keys), with the caller's tenant; when that fails the agent stays
+// marked (gone for callers) and the error is the caller's.
+func TestDeleteRemovesSubscriptions(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	ctx := user(tenantA)
+	a := f.create(t, ctx, agentv1.CreateBody{Name: "a", PublicKey: pubKey}).Agent
+	var checked atomic.Value // string: what was wrong, "" when nothing
+	f.chans.Before(func(c channeltest.Call) {
+		st, err := f.repo.Get(context.Background(), tenantA, c.AgentID)
+		switch {
+		case err != nil:
+			checked.Store(err.Error())
+		case !st.Deleting():
+			checked.Store("the agent is not marked deleting while its subscriptions go")
+		case c.Identity.TenantID != tenantA || c.Identity.RequestID != "req-test":
+			checked.Store("agent_removed without the caller's identity")
+		case len(f.keys.KeysOf(tenantA, c.AgentID)) != 0:
+			checked.Store("subscriptions removed before the keys")
+		default:
+			checked.Store("")
+		}
+	})
+	f.chans.Fail(natsrpc.Unavailable("channel service down"))
+	f.fails(t, ctx, agentv1.OpDelete, agentv1.DeleteRequest{AgentID: a.ID}, http.StatusServiceUnavailable, natsrpc.CodeServiceUnavailable)
+	if problem, ok := checked.Load().(string); !ok || problem != "" {
+		t.Fatalf("agent_removed: called %v, problem %q", ok, problem)
+	}
+	if st, err := f.repo.Get(context.Background(), tenantA, a.ID); err != nil || !st.Deleting() {
+		t.Fatalf("after the failure: %+v %v (want it marked)", st, err)
+	}
+	f.fails(t, ctx, agentv1.OpGet, agentv1.GetRequest{AgentID: a.ID}, http.StatusNotFound, natsrpc.CodeNotFound)
+
+	// Another agent's deletion goes through once the channel service answers.
+	b := f.create(t, ctx, agentv1.CreateBody{Name: "b"}).Agent
+	f.chans.Fail(nil)
+	f.call(t, ctx, agentv1.OpDelete, agentv1.DeleteRequest{AgentID: b.ID}, nil)
+	if calls := f.chans.Calls(); len(calls) != 1 || calls[0].AgentID != b.ID {
+		t.Fatalf("agent_removed calls %+v", calls)
+	}
+	if _, err := f.repo.Get(context.Background(), tenantA, b.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("agent item: %v", err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc/natsrpctest"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
+	"github.com/artcafe-ai/pubsub/services/agent/internal/channels"
+	"github.com/artcafe-ai/pubsub/services/agent/internal/channeltest"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/events"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/repo"
@@ -36,10 +38,11 @@ type fixture struct {
 	table  *testtable.Counting
 	repo   *repo.Repo
 	keys   *sshkeytest.Fake
+	chans  *channeltest.Fake
 }
 
-// start runs the agent service (micro endpoints, real store, real NATS) with a fake
-// sshkey service at its contract, and returns a client on a connection of its own.
+// start runs the agent service (micro endpoints, real store, real NATS) with fake
+// sshkey and channel services at their contracts, and returns a client on a connection of its own.
 func start(t testing.TB) *fixture {
 	t.Helper()
 	ns := natsrpctest.Server(t)
@@ -47,7 +50,9 @@ func start(t testing.TB) *fixture {
 	table := testtable.NewCounting(storetest.NewTable(t, repo.Table))
 	rp := repo.New(table)
 	keys := sshkeytest.Start(t, natsrpctest.Connect(t, ns))
-	svc := agent.NewService(rp, sshkeys.New(natsrpc.NewClient(nc)), events.NewPublisher(nc, zerolog.Nop()))
+	chans := channeltest.Start(t, natsrpctest.Connect(t, ns))
+	rpc := natsrpc.NewClient(nc)
+	svc := agent.NewService(rp, sshkeys.New(rpc), channels.New(rpc), events.NewPublisher(nc, zerolog.Nop()))
 	srv := natsrpc.NewServer(nc, zerolog.Nop())
 	ms, err := natsx.AddService(nc, natsx.ServiceInfo{Name: agentv1.Service, Description: "test", ContractVersion: agentv1.Version})
 	if err != nil {
@@ -63,7 +68,7 @@ func start(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	cnc := natsrpctest.Connect(t, ns)
-	return &fixture{client: natsrpc.NewClient(cnc), nc: cnc, table: table, repo: rp, keys: keys}
+	return &fixture{client: natsrpc.NewClient(cnc), nc: cnc, table: table, repo: rp, keys: keys, chans: chans}
 }
 
 func with(id natsrpc.Identity) context.Context {

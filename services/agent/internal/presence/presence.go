@@ -82,6 +82,12 @@ func WithMarkerTTL(d time.Duration) Option {
 	return func(w *Watcher) { w.bucket.LimitMarkerTTL = d }
 }
 
+// WithReplicas sets the bucket's replica count when the watcher creates it
+// (NATS_JS_REPLICAS; default 1). An existing bucket is used as it is.
+func WithReplicas(n int) Option {
+	return func(w *Watcher) { w.bucket.Replicas = max(n, 1) }
+}
+
 // WithWorkers sets how many agents are written at a time (default 8).
 func WithWorkers(n int) Option {
 	return func(w *Watcher) { w.workers = max(n, 1) }

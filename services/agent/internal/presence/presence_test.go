@@ -53,6 +53,11 @@ func (noKeys) CreateForAgent(context.Context, string, string, string) (*sshkeyv1
 }
 func (noKeys) DeleteForAgent(context.Context, string) error { return nil }
 
+// noChannels is agent.Channels for agents in no channel.
+type noChannels struct{}
+
+func (noChannels) RemoveAgent(context.Context, string) error { return nil }
+
 // counted passes presence writes to the agent service and counts the ones it made.
 type counted struct {
 	presence.Applier
@@ -101,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	table := storetest.NewTable(t, repo.Table)
 	rp := repo.New(table)
-	svc := agent.NewService(rp, noKeys{}, events.NewPublisher(nc, zerolog.Nop()))
+	svc := agent.NewService(rp, noKeys{}, noChannels{}, events.NewPublisher(nc, zerolog.Nop()))
 	return &fixture{t: t, ns: ns, table: table, repo: rp, svc: svc, nc: nc, js: js}
 }
 
@@ -136,7 +141,7 @@ func (f *fixture) startOn(table store.Table) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := agent.NewService(repo.New(table), noKeys{}, events.NewPublisher(nc, zerolog.Nop()))
+	svc := agent.NewService(repo.New(table), noKeys{}, noChannels{}, events.NewPublisher(nc, zerolog.Nop()))
 	r := &replica{t: t, nc: nc, svc: svc, applier: &counted{Applier: svc}, done: make(chan error, 1)}
 	r.watcher = presence.New(js, r.applier, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 		presence.WithMarkerTTL(markerTTL), presence.WithWorkers(4), presence.WithRetry(10*time.Millisecond, time.Second))

@@ -37,11 +37,11 @@ func spec() service.Spec {
 		Setup: func(d service.Deps) (cascade.Purger, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
 			defer cancel()
-			messages, err := stream.Open(ctx, d.NATS, d.JetStream, d.Log)
+			messages, err := stream.Open(ctx, d.NATS, d.JetStream, d.Log, stream.WithReplicas(d.Replicas))
 			if err != nil {
 				return nil, err
 			}
-			gauges := gauge.New(d.JetStream, d.Log)
+			gauges := gauge.New(d.JetStream, d.Log, gauge.WithReplicas(d.Replicas))
 			d.Go("gauge reporter", gauges.Run)
 			svc := channel.NewService(repo.New(d.Table), agents.New(d.Client), messages, events.NewPublisher(d.NATS, d.Log), channel.WithGauges(gauges))
 			d.Go("trimmer", stream.NewTrimmer(messages, svc, d.Log).Run)

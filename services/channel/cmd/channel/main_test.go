@@ -24,7 +24,7 @@ func TestSpec(t *testing.T) {
 	in.WantEndpoints(t, channelv1.Group,
 		channelv1.OpCreate, channelv1.OpList, channelv1.OpGet, channelv1.OpUpdate, channelv1.OpDelete,
 		channelv1.OpSubscriptionsList, channelv1.OpSubscriptionsAdd, channelv1.OpSubscriptionsRemove,
-		channelv1.OpHistory, channelv1.OpLookup)
+		channelv1.OpHistory, channelv1.OpLookup, channelv1.OpAgentRemoved)
 
 	js := in.JetStream(t)
 	if _, err := js.Stream(context.Background(), messagev1.Stream); err != nil {

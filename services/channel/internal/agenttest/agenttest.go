@@ -19,8 +19,10 @@ import (
 
 // Fake is the fake agent service.
 type Fake struct {
-	mu      sync.Mutex
-	live    map[string]bool // tenant + "/" + agent
+	mu   sync.Mutex
+	live map[string]bool // tenant + "/" + agent
+	// left counts the lookups an agent stays live for before it is gone (RemoveAfter).
+	left    map[string]int
 	lookups []natsrpc.Identity
 	down    atomic.Bool
 }
@@ -28,7 +30,7 @@ type Fake struct {
 // Start serves agentv1 lookups on nc until the test ends.
 func Start(t testing.TB, nc *nats.Conn) *Fake {
 	t.Helper()
-	f := &Fake{live: map[string]bool{}}
+	f := &Fake{live: map[string]bool{}, left: map[string]int{}}
 	srv := natsrpc.NewServer(nc, zerolog.Nop())
 	ms, err := natsx.AddService(nc, natsx.ServiceInfo{Name: agentv1.Service, Description: "fake", ContractVersion: agentv1.Version})
 	if err != nil {
@@ -38,7 +40,15 @@ func Start(t testing.TB, nc *nats.Conn) *Fake {
 	err = natsx.AddEndpoints(ms, agentv1.Group, natsx.Handle(srv, agentv1.OpLookup, func(ctx context.Context, req *agentv1.LookupRequest) (*agentv1.LookupResponse, error) {
 		f.mu.Lock()
 		f.lookups = append(f.lookups, natsrpc.IdentityFrom(ctx))
-		ok := f.live[req.TenantID+"/"+req.AgentID]
+		k := req.TenantID + "/" + req.AgentID
+		ok := f.live[k]
+		if n, counted := f.left[k]; counted && ok {
+			if n == 0 {
+				delete(f.live, k)
+				ok = false
+			}
+			f.left[k] = n - 1
+		}
 		f.mu.Unlock()
 		if f.down.Load() {
 			return nil, natsrpc.Unavailable("agent store down")
@@ -62,6 +72,14 @@ func (f *Fake) Add(tenantID, agentID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.live[tenantID+"/"+agentID] = true
+}
+
+// RemoveAfter lets agentID of tenantID answer n more lookups as live, then be gone (an
+// agent deleted between two lookups of one request).
+func (f *Fake) RemoveAfter(tenantID, agentID string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left[tenantID+"/"+agentID] = n
 }
 
 // SetDown makes every lookup answer 503 (true) or normally again (false).

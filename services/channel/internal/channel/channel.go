@@ -86,9 +86,19 @@ type Repository interface {
 	ListSubscriptions(ctx context.Context, tenantID, channelID string, limit int, cursor string) ([]channelv1.Subscription, string, error)
 	// AddSubscribers adds delta to a channel's subscriber counter.
 	AddSubscribers(ctx context.Context, tenantID, channelID string, delta int64) error
-	// RemoveChannelItems deletes a channel's subscriptions and subscriber counter
-	// (idempotent; the channel item goes first, through Delete).
+	// RemoveChannelItems deletes a channel's subscriptions (with their agents' index
+	// entries) and subscriber counter (idempotent; the channel item goes first, through
+	// Delete).
 	RemoveChannelItems(ctx context.Context, tenantID, channelID string) error
+
+	// PutAgentIndex writes agentID's index entry for channelID (idempotent). It is
+	// written before the subscription, so every subscription is reachable from its agent.
+	PutAgentIndex(ctx context.Context, tenantID, agentID, channelID string) error
+	// RemoveAgentIndex deletes that entry (idempotent), after the subscription.
+	RemoveAgentIndex(ctx context.Context, tenantID, agentID, channelID string) error
+	// AgentChannels returns up to limit channel ids of agentID's index entries, in order;
+	// an entry may have no subscription (a crash between writes).
+	AgentChannels(ctx context.Context, tenantID, agentID string, limit int) ([]string, error)
 
 	// Purge deletes every item of the tenant (idempotent).
 	Purge(ctx context.Context, tenantID string) error
@@ -121,6 +131,11 @@ type Events interface {
 	Created(ctx context.Context, c channelv1.Channel)
 	Updated(ctx context.Context, c channelv1.Channel)
 	Deleted(ctx context.Context, c channelv1.Channel)
+	// SubscriptionAdded and SubscriptionRemoved announce an agent's record in a channel
+	// (gateways forget the agent's cached role; on removal they end the agent's live
+	// subscriptions to a private channel).
+	SubscriptionAdded(ctx context.Context, tenantID string, sub channelv1.Subscription)
+	SubscriptionRemoved(ctx context.Context, tenantID, channelID, agentID string)
 }
 
 // Actor is who asks, as the gateway authenticated it (services trust the identity:

@@ -1,6 +1,7 @@
 // Package events publishes the channel service's tenant events (contracts/eventsv1):
-// channels.created, channels.updated and channels.deleted on core NATS, which dashboards
-// watch and gateways' channel caches follow.
+// channels.created, channels.updated, channels.deleted, subscriptions.added and
+// subscriptions.removed on core NATS, which dashboards watch and gateways' channel
+// caches (and live sessions) follow.
 package events
 
 import (
@@ -45,20 +46,36 @@ func (p *Publisher) Deleted(ctx context.Context, c channelv1.Channel) {
 	p.publish(ctx, eventsv1.ActionDeleted, c)
 }
 
-// publish sends the event. Losing it only delays caches by their TTL, so a failure is
-// logged, not returned.
+// SubscriptionAdded implements channel.Events.
+func (p *Publisher) SubscriptionAdded(ctx context.Context, tenantID string, sub channelv1.Subscription) {
+	p.send(ctx, tenantID, eventsv1.EntitySubscriptions, eventsv1.ActionAdded, sub.ChannelID,
+		eventsv1.SubscriptionRef{ChannelID: sub.ChannelID, AgentID: sub.AgentID, Role: sub.Role})
+}
+
+// SubscriptionRemoved implements channel.Events.
+func (p *Publisher) SubscriptionRemoved(ctx context.Context, tenantID, channelID, agentID string) {
+	p.send(ctx, tenantID, eventsv1.EntitySubscriptions, eventsv1.ActionRemoved, channelID,
+		eventsv1.SubscriptionRef{ChannelID: channelID, AgentID: agentID})
+}
+
 func (p *Publisher) publish(ctx context.Context, action string, c channelv1.Channel) {
-	data, _ := json.Marshal(eventsv1.ChannelRef{ // strings and a number: cannot fail
+	p.send(ctx, c.TenantID, eventsv1.EntityChannels, action, c.ID, eventsv1.ChannelRef{
 		ChannelID: c.ID, Name: c.Name, Type: c.Type, MaxAgeSeconds: c.History.MaxAgeSeconds,
 	})
+}
+
+// send publishes one event. Losing it only delays caches by their TTL (and live
+// sessions by their periodic re-check), so a failure is logged, not returned.
+func (p *Publisher) send(ctx context.Context, tenantID, entity, action, channelID string, ref any) {
+	data, _ := json.Marshal(ref) // strings and numbers: cannot fail
 	b, _ := json.Marshal(eventsv1.Event{
-		Type: eventsv1.EntityChannels + "." + action, TenantID: c.TenantID, Timestamp: p.now().UTC(), Data: data,
+		Type: entity + "." + action, TenantID: tenantID, Timestamp: p.now().UTC(), Data: data,
 	})
-	if err := p.nc.Publish(eventsv1.Subject(c.TenantID, eventsv1.EntityChannels, action), b); err != nil {
+	if err := p.nc.Publish(eventsv1.Subject(tenantID, entity, action), b); err != nil {
 		log := zerolog.Ctx(ctx) // the request's logger when there is one
 		if log.GetLevel() == zerolog.Disabled {
 			log = &p.log
 		}
-		log.Warn().Err(err).Str("tenant_id", c.TenantID).Str("channel_id", c.ID).Str("action", action).Msg("publishing a channel event failed")
+		log.Warn().Err(err).Str("tenant_id", tenantID).Str("channel_id", channelID).Str("event", entity+"."+action).Msg("publishing a channel event failed")
 	}
 }

@@ -33,6 +33,7 @@ func Register(ms micro.Service, srv *natsrpc.Server, svc *channel.Service) error
 		natsx.Handle(srv, channelv1.OpSubscriptionsRemove, a.subscriptionsRemove),
 		natsx.Handle(srv, channelv1.OpHistory, a.history),
 		natsx.Handle(srv, channelv1.OpLookup, a.lookup),
+		natsx.Handle(srv, channelv1.OpAgentRemoved, a.agentRemoved),
 	)
 }
 
@@ -118,6 +119,13 @@ func (a *api) lookup(ctx context.Context, req *channelv1.LookupRequest) (*channe
 		return nil, wireError(ctx, err)
 	}
 	return &l, nil
+}
+
+func (a *api) agentRemoved(ctx context.Context, req *channelv1.AgentRemovedRequest) (*channelv1.Empty, error) {
+	if err := a.svc.RemoveAgent(ctx, channel.ActorFrom(ctx), req.AgentID); err != nil {
+		return nil, wireError(ctx, err)
+	}
+	return &channelv1.Empty{}, nil
 }
 
 // historyReply is channelv1.HistoryResponse written by appending bytes: each message is

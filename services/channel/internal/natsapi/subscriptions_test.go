@@ -22,9 +22,16 @@ func TestSubscriptions(t *testing.T) {
 	if s1.ID == "" || s1.SubscriptionID != s1.ID || s1.ChannelID != c.ID || s1.AgentID != a1 || s1.Role != channelv1.RoleSubscriber || s1.CreatedAt.IsZero() {
 		t.Fatalf("subscription %+v (role must default to subscriber)", s1)
 	}
-	// The agent lookup carried the caller's identity (request id, tenant).
-	if ls := f.agents.Lookups(); len(ls) != 1 || ls[0].RequestID != "req-test" || ls[0].TenantID != tenantA {
-		t.Fatalf("agent lookups %+v", ls)
+	// The agent lookups (before the write, and again after it: a deletion racing the
+	// add) carried the caller's identity (request id, tenant).
+	ls := f.agents.Lookups()
+	if len(ls) != 2 {
+		t.Fatalf("agent lookups %+v, want 2", ls)
+	}
+	for _, l := range ls {
+		if l.RequestID != "req-test" || l.TenantID != tenantA {
+			t.Fatalf("agent lookups %+v", ls)
+		}
 	}
 	// Agent ids are accepted in any case and stored upper-case.
 	s2 := f.subscribe(t, apiKey(tenantA), c.ID, strings.ToLower(a2), channelv1.RolePublisher)

@@ -8,8 +8,15 @@
 //	                                     total_messages and last_message_at are not
 //	                                     stored, they come from the stream)
 //	T#<tenant>  S#<channel>#<agent>      a subscription: its wire JSON
+//	T#<tenant>  G#<agent>#<channel>      an agent's index entry for that subscription
+//	                                     (deleting an agent finds its subscriptions
+//	                                     without a scan)
 //	T#<tenant>  N#TOTAL                  the channel counter (Item.Count), max_channels
 //	T#<tenant>  N#SUBS#<channel>         the channel's subscriber count (Item.Count)
+//
+// The index entry is written before its subscription and removed after it, so a crash
+// leaves at most an entry without a subscription (skipped and removed when the agent
+// goes), never a subscription its agent's deletion cannot find.
 //
 // The subscriber count is an item of its own, not the channel item's Count: an Add
 // creates a missing item, and a late increment must never bring back a deleted channel.
@@ -34,6 +41,7 @@ const (
 	tenantPrefix       = "T#"
 	channelPrefix      = "C#"
 	subscriptionPrefix = "S#"
+	agentIndexPrefix   = "G#"
 	totalSK            = "N#TOTAL"
 	subscribersPrefix  = "N#SUBS#"
 
@@ -69,7 +77,14 @@ func SubscribersKey(tenantID, channelID string) store.Key {
 	return store.Key{PK: Partition(tenantID), SK: subscribersPrefix + channelID}
 }
 
+// AgentIndexKey is the key of agentID's index entry for its subscription to channelID.
+func AgentIndexKey(tenantID, agentID, channelID string) store.Key {
+	return store.Key{PK: Partition(tenantID), SK: agentIndexOf(agentID) + channelID}
+}
+
 func subscriptionsOf(channelID string) string { return subscriptionPrefix + channelID + "#" }
+
+func agentIndexOf(agentID string) string { return agentIndexPrefix + agentID + "#" }
 
 func totalKey(tenantID string) store.Key { return store.Key{PK: Partition(tenantID), SK: totalSK} }
 
@@ -302,10 +317,56 @@ func (r *Repo) AddSubscribers(ctx context.Context, tenantID, channelID string, d
 	return domainErr(err)
 }
 
-// RemoveChannelItems implements channel.Repository.
+// PutAgentIndex implements channel.Repository: an entry already there is as good.
+func (r *Repo) PutAgentIndex(ctx context.Context, tenantID, agentID, channelID string) error {
+	_, err := r.t.Put(ctx, store.Item{Key: AgentIndexKey(tenantID, agentID, channelID), Data: []byte("{}")}, store.IfAbsent())
+	if errors.Is(err, store.ErrConditionFailed) {
+		return nil
+	}
+	return domainErr(err)
+}
+
+// RemoveAgentIndex implements channel.Repository.
+func (r *Repo) RemoveAgentIndex(ctx context.Context, tenantID, agentID, channelID string) error {
+	return r.deleteIfExists(ctx, AgentIndexKey(tenantID, agentID, channelID))
+}
+
+// AgentChannels implements channel.Repository: the first limit entries of the agent's
+// index (callers remove what they read, so the next call goes on).
+func (r *Repo) AgentChannels(ctx context.Context, tenantID, agentID string, limit int) ([]string, error) {
+	prefix := agentIndexOf(agentID)
+	page, err := r.t.Query(ctx, Partition(tenantID), store.QueryOptions{Prefix: prefix, Limit: limit})
+	if err != nil {
+		return nil, domainErr(err)
+	}
+	out := make([]string, 0, len(page.Items))
+	for _, it := range page.Items {
+		out = append(out, strings.TrimPrefix(it.SK, prefix))
+	}
+	return out, nil
+}
+
+// RemoveChannelItems implements channel.Repository: each subscription, then its agent's
+// index entry (a crash in between leaves only an entry, which the agent's deletion
+// skips), then the counter.
 func (r *Repo) RemoveChannelItems(ctx context.Context, tenantID, channelID string) error {
-	if err := r.deleteAll(ctx, Partition(tenantID), subscriptionsOf(channelID)); err != nil {
-		return err
+	pk, prefix := Partition(tenantID), subscriptionsOf(channelID)
+	for {
+		page, err := r.t.Query(ctx, pk, store.QueryOptions{Prefix: prefix, Limit: purgePage})
+		if err != nil {
+			return domainErr(err)
+		}
+		for _, it := range page.Items {
+			if err := r.deleteIfExists(ctx, it.Key); err != nil {
+				return err
+			}
+			if err := r.RemoveAgentIndex(ctx, tenantID, strings.TrimPrefix(it.SK, prefix), channelID); err != nil {
+				return err
+			}
+		}
+		if page.Cursor == "" {
+			break
+		}
 	}
 	return r.deleteIfExists(ctx, SubscribersKey(tenantID, channelID))
 }

@@ -7,7 +7,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/messagev1"
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/channel"
 )
 
@@ -28,6 +28,7 @@ type Stream struct {
 	stats *statsCache
 	// directSubject is where direct gets of the stream are asked ($JS.API.DIRECT.GET.<stream>).
 	directSubject string
+	replicas      int
 }
 
 var _ channel.Messages = (*Stream)(nil)
@@ -41,37 +42,35 @@ func WithStatsTTL(d time.Duration) Option { return func(s *Stream) { s.stats.ttl
 // WithClock replaces time.Now for the stats cache (tests).
 func WithClock(now func() time.Time) Option { return func(s *Stream) { s.stats.now = now } }
 
+// WithReplicas sets the replica count Open ensures the stream at (NATS_JS_REPLICAS;
+// default 1, never lowering an existing stream's).
+func WithReplicas(n int) Option { return func(s *Stream) { s.replicas = n } }
+
 // Open ensures the stream's configuration (Ensure) and returns the Stream on it. nc is
 // the connection js was made on (history reads use it directly).
 func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log zerolog.Logger, opts ...Option) (*Stream, error) {
-	s, err := Ensure(ctx, js)
-	if err != nil {
-		return nil, err
-	}
 	st := &Stream{
-		nc: nc, js: js, s: s, log: log,
+		nc: nc, js: js, log: log,
 		stats:         newStatsCache(),
 		directSubject: "$JS.API.DIRECT.GET." + messagev1.Stream,
 	}
 	for _, o := range opts {
 		o(st)
 	}
+	s, err := Ensure(ctx, js, st.replicas)
+	if err != nil {
+		return nil, err
+	}
+	st.s = s
 	return st, nil
 }
 
-// Ensure creates the stream from messagev1.StreamConfig, or updates it to that
-// configuration. Replicas is the one setting an operator owns: an existing stream keeps
-// its replica count (a cluster runs it at R3; this service never scales it down).
-func Ensure(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	cfg := messagev1.StreamConfig(1)
-	cur, err := js.Stream(ctx, messagev1.Stream)
-	switch {
-	case err == nil:
-		cfg.Replicas = max(cur.CachedInfo().Config.Replicas, 1)
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, fmt.Errorf("reading stream %s: %w", messagev1.Stream, err)
-	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+// Ensure creates the stream from messagev1.StreamConfig at replicas, or updates it to
+// that configuration. Replicas is the one setting an operator owns: an existing stream
+// keeps a higher replica count (a cluster runs it at R3; this service never scales it
+// down).
+func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	s, err := replication.Stream(ctx, js, messagev1.StreamConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring stream %s: %w", messagev1.Stream, err)
 	}

@@ -72,7 +72,7 @@ func TestEnsure(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	s, err := stream.Ensure(ctx, e.js)
+	s, err := stream.Ensure(ctx, e.js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestEnsure(t *testing.T) {
 	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	s, err = stream.Ensure(ctx, e.js)
+	s, err = stream.Ensure(ctx, e.js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func (t *Trimmer) Sweep(ctx context.Context) error {
 	counts, err := t.s.subjectCounts(ctx, messagev1.StreamSubjects)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// Deleted by hand: gateways cannot publish until it is back.
-		if _, err := Ensure(ctx, t.s.js); err != nil {
+		if _, err := Ensure(ctx, t.s.js, t.s.replicas); err != nil {
 			return err
 		}
 		t.log.Warn().Str("stream", messagev1.Stream).Msg("the message stream was missing and has been created again")
