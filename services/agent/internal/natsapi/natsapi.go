@@ -14,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/services/agent/internal/agent"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 )
 
@@ -132,13 +133,7 @@ func (a *api) lookup(ctx context.Context, req *agentv1.LookupRequest) (*agentv1.
 // unclassified is returned as is, so natsrpc answers 500 (or 504 for an expired
 // deadline) and logs it.
 func wireError(ctx context.Context, err error) error {
-	detail := func(def string) string {
-		var d interface{ Detail() string }
-		if errors.As(err, &d) {
-			return d.Detail()
-		}
-		return def
-	}
+	detail := func(def string) string { return domain.Detail(err, def) }
 	var ve *agent.ValidationError
 	switch {
 	case errors.As(err, &ve):

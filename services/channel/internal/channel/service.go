@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
@@ -99,18 +99,8 @@ func (g *idSource) next(t time.Time) (string, error) {
 	return id.String(), nil
 }
 
-// backoff sleeps a little, with jitter, so retrying writers spread out.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(mrand.IntN(1+attempt*2)+1) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// backoff spreads out writers retrying the same item.
+var backoff = domain.Backoff
 
 // detached runs fn on a context that survives the request's (clean-up after the
 // commit), logging a failure as what.

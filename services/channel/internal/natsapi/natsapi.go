@@ -15,6 +15,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/channel"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 )
 
@@ -164,13 +165,7 @@ var _ natsrpc.Encoded = (*historyReply)(nil)
 // is returned as it came. Anything unclassified is returned as is, so natsrpc answers
 // 500 (or 504 for an expired deadline) and logs it.
 func wireError(ctx context.Context, err error) error {
-	detail := func(def string) string {
-		var d interface{ Detail() string }
-		if errors.As(err, &d) {
-			return d.Detail()
-		}
-		return def
-	}
+	detail := func(def string) string { return domain.Detail(err, def) }
 	var ve *channel.ValidationError
 	switch {
 	case errors.As(err, &ve):

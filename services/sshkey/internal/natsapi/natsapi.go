@@ -14,6 +14,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/sshkey"
 )
@@ -230,13 +231,7 @@ func toKey(k sshkey.Key) sshkeyv1.Key {
 // sshkey.ErrScope, a programming error) is returned as is, so natsrpc answers 500 (or
 // 504 for an expired deadline) and logs it.
 func wireError(ctx context.Context, err error) error {
-	detail := func(def string) string {
-		var d interface{ Detail() string }
-		if errors.As(err, &d) {
-			return d.Detail()
-		}
-		return def
-	}
+	detail := func(def string) string { return domain.Detail(err, def) }
 	var (
 		ve *sshkey.ValidationError
 		rl *sshkey.RateLimitError

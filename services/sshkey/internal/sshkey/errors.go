@@ -3,6 +3,8 @@ package sshkey
 import (
 	"errors"
 	"fmt"
+
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"time"
 )
 
@@ -34,20 +36,8 @@ var (
 	ErrScope = errors.New("sshkey: request scope missing or invalid")
 )
 
-// detailed is a sentinel with a message meant for a person; natsapi sends Detail() on
-// the wire, so only domain code (never a lower layer's error text) builds one.
-type detailed struct {
-	kind   error
-	detail string
-}
-
-func (e *detailed) Error() string  { return e.kind.Error() + ": " + e.detail }
-func (e *detailed) Unwrap() error  { return e.kind }
-func (e *detailed) Detail() string { return e.detail }
-
-func errorf(kind error, format string, args ...any) error {
-	return &detailed{kind: kind, detail: fmt.Sprintf(format, args...)}
-}
+// errorf builds a domain error: kind, with a message meant for a person.
+var errorf = domain.Errorf
 
 // ValidationError names the request field that breaks a rule (it is an ErrInvalid).
 type ValidationError struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Defaults of list operations.
@@ -155,18 +155,8 @@ func (g *idSource) next(t time.Time) (string, error) {
 	return id.String(), nil
 }
 
-// backoff sleeps a little, with jitter, so retrying writers spread out.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(mrand.IntN(1+attempt*2)+1) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// backoff spreads out writers retrying the same item.
+var backoff = domain.Backoff
 
 // compensation collects the undo (or tidy-up) steps of a write sequence; run executes
 // them newest first on a context that survives the request's, and logs what could not

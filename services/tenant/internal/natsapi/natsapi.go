@@ -14,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/tenant/internal/tenant"
 )
@@ -238,13 +239,7 @@ func toMember(m tenant.Member) tenantv1.Member {
 // domain-built errors (never a lower layer's text); anything unclassified is returned as
 // is, so natsrpc answers 500 (or 504 for an expired deadline) and logs it.
 func wireError(ctx context.Context, err error) error {
-	detail := func(def string) string {
-		var d interface{ Detail() string }
-		if errors.As(err, &d) {
-			return d.Detail()
-		}
-		return def
-	}
+	detail := func(def string) string { return domain.Detail(err, def) }
 	var ve *tenant.ValidationError
 	switch {
 	case errors.As(err, &ve):

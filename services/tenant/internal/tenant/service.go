@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +15,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/patch"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Defaults of list operations.
@@ -138,18 +138,8 @@ func (s *Service) updateTenant(ctx context.Context, id string, fn func(t *Tenant
 	return Tenant{}, errorf(ErrConflict, "the tenant is being changed by other requests; try again")
 }
 
-// backoff sleeps a little, with jitter, so retrying writers spread out.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(mrand.IntN(1+attempt*2)+1) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// backoff spreads out writers retrying the same item.
+var backoff = domain.Backoff
 
 // compensation collects undo steps of a write sequence; run executes them newest first
 // on a context that survives the request's, and logs what could not be undone (those

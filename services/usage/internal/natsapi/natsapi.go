@@ -12,6 +12,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/usage/internal/usage"
 )
@@ -42,13 +43,7 @@ func (a *api) metrics(ctx context.Context, req *usagev1.MetricsRequest) (*usagev
 // passes as it is; anything unclassified is returned as is (natsrpc answers 500 and
 // logs it).
 func wireError(ctx context.Context, err error) error {
-	detail := func(def string) string {
-		var d interface{ Detail() string }
-		if errors.As(err, &d) {
-			return d.Detail()
-		}
-		return def
-	}
+	detail := func(def string) string { return domain.Detail(err, def) }
 	switch {
 	case errors.Is(err, usage.ErrForbidden):
 		return natsrpc.Forbidden(detail("not allowed"))

@@ -2,7 +2,8 @@ package usage
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Sentinel errors of the usage domain; natsapi maps each to one wire code.
@@ -19,17 +20,5 @@ var (
 	ErrMalformed = errors.New("usage: malformed event")
 )
 
-// detailed is a sentinel with a message meant for a person; natsapi sends Detail() on
-// the wire, so only domain code builds one.
-type detailed struct {
-	kind   error
-	detail string
-}
-
-func (e *detailed) Error() string  { return e.kind.Error() + ": " + e.detail }
-func (e *detailed) Unwrap() error  { return e.kind }
-func (e *detailed) Detail() string { return e.detail }
-
-func errorf(kind error, format string, args ...any) error {
-	return &detailed{kind: kind, detail: fmt.Sprintf(format, args...)}
-}
+// errorf builds a domain error: kind, with a message meant for a person.
+var errorf = domain.Errorf

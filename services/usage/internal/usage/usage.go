@@ -13,7 +13,6 @@ package usage
 import (
 	"context"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Gauge is the last value of one gauge kind on a day, with the instant it was true.
@@ -216,18 +216,8 @@ func (a Actor) plan() (plans.Plan, error) {
 	return p, nil
 }
 
-// backoff sleeps a little, with jitter, so retrying writers spread out.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(mrand.IntN(1+attempt*4)+1) * time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// backoff spreads out writers retrying the same item.
+var backoff = domain.Backoff
 
 // activeCacheSize bounds the markers a process remembers having written.
 const activeCacheSize = 100_000
