@@ -5,6 +5,7 @@
 package limitsv1
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,3 +45,16 @@ func ConnBucketConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{Bucket: ConnBucket, Description: "WebSocket sessions per tenant per gateway",
 		History: 1, Storage: jetstream.MemoryStorage, LimitMarkerTTL: time.Minute, Replicas: max(replicas, 1)}
 }
+
+// RateKey is tenant's key in RateBucket for the minute starting at minute*60 (Unix).
+func RateKey(tenant string, minute int64) string {
+	return "api." + tenant + "." + strconv.FormatInt(minute, 10)
+}
+
+// QuotaKey is tenant's key in QuotaBucket for the UTC day of t.
+func QuotaKey(tenant string, t time.Time) string {
+	return "msg." + tenant + "." + t.UTC().Format("20060102")
+}
+
+// ConnKey is the key in ConnBucket of tenant's session count on the gateway source.
+func ConnKey(tenant, source string) string { return tenant + "." + source }

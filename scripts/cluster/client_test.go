@@ -261,6 +261,7 @@ type watcher struct {
 	once, readyOnce              sync.Once
 
 	mu       sync.Mutex
+	cur      *websocket.Conn // the session open now, if any
 	got      []frame
 	sessions int
 	refused  map[int]int // refused dials by status (-1: no HTTP reply)
@@ -285,6 +286,26 @@ func (w *watcher) note(format string, args ...any) {
 	if len(w.events) < 50 {
 		w.events = append(w.events, fmt.Sprintf(format, args...))
 	}
+}
+
+// drop cuts the current session's connection without a close handshake, as a network
+// failure would: the watcher must connect again and resume with since_seq. It reports
+// whether there was a session to cut.
+func (w *watcher) drop() bool {
+	w.mu.Lock()
+	conn := w.cur
+	w.mu.Unlock()
+	if conn == nil {
+		return false
+	}
+	_ = conn.CloseNow()
+	return true
+}
+
+func (w *watcher) sessionCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sessions
 }
 
 func (w *watcher) received() []frame {
@@ -351,8 +372,12 @@ func (w *watcher) run() {
 		conn.SetReadLimit(4 << 20)
 		w.mu.Lock()
 		w.sessions++
+		w.cur = conn
 		w.mu.Unlock()
 		w.session(ctx, conn)
+		w.mu.Lock()
+		w.cur = nil
+		w.mu.Unlock()
 		_ = conn.CloseNow()
 		w.pause()
 	}
@@ -367,7 +392,11 @@ func (w *watcher) session(ctx context.Context, conn *websocket.Conn) {
 		id := "sub-" + strconv.Itoa(subs)
 		// Always since the last message seen (0: the channel's whole history, which holds
 		// only this run's messages), so the first subscribe races nothing either.
-		f := realtimev1.SubscribeSince(id, w.channel, w.lastSeq())
+		since := w.lastSeq()
+		if since > 0 { // a resume: the log shows where from
+			w.note("%s since_seq %d", id, since)
+		}
+		f := realtimev1.SubscribeSince(id, w.channel, since)
 		b, _ := json.Marshal(f)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

@@ -227,6 +227,16 @@ func TestScaleOut(t *testing.T) {
 		s.kill(v)
 	}
 	killed := time.Now()
+	// And one watcher per gateway loses its connection (no close handshake): it must
+	// connect again during the outage and resume with since_seq. Publisher 0's watcher on
+	// gateway-2 and publisher 1's on gateway-1: both publishers, both gateways, each
+	// watching a channel published through the other gateway.
+	cut := []*watcher{watchers[0][1], watchers[1][0]}
+	for _, w := range cut {
+		if !w.drop() {
+			t.Fatalf("a watcher to cut had no session: %s", w.describe())
+		}
+	}
 	exited := map[string]bool{}
 	for len(exited) < len(victims) {
 		select {
@@ -360,6 +370,11 @@ func TestScaleOut(t *testing.T) {
 		checkHistory(t, reader, p.channel, acks)
 		for j, w := range watchers[i] {
 			checkWatched(t, w, acks, fmt.Sprintf("watcher of publisher %d on gateway-%d", i, j+1))
+		}
+	}
+	for _, w := range cut {
+		if n := w.sessionCount(); n < 2 {
+			t.Fatalf("a watcher whose connection was cut did not connect again (%d sessions): %s", n, w.describe())
 		}
 	}
 

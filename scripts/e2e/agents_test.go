@@ -18,6 +18,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/agentlogin"
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
+	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 )
@@ -990,10 +991,7 @@ func runAgents(t *testing.T, env stackEnv, c *client, st *agentStory) {
 	})
 
 	step(t, "tenant cascade", func(t *testing.T) {
-		nc, err := nats.Connect(env.NATSURL)
-		if err != nil {
-			t.Fatal(err)
-		}
+		nc := env.natsConnect(t, natsperm.Gateway)
 		defer nc.Close()
 		credential := sshkeyv1.LookupCredentialRequest{TenantID: tenantB, AgentID: agentB, KeyID: sshB}
 		agent := agentv1.LookupRequest{TenantID: tenantB, AgentID: agentB}

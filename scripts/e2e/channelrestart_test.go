@@ -134,7 +134,7 @@ func outageRun(t *testing.T, env stackEnv, o outage) {
 		t.Helper()
 		p := outageProcs[name]
 		pid, err := sup.Start(fleet.Process{Name: name, Path: filepath.Join(binDir, p.bin), Args: p.args, Stage: p.stage,
-			Env: env.environ("METRICS_ADDR=127.0.0.1:" + strconv.Itoa(env.MetricsBase+p.metrics))})
+			Env: env.environ("METRICS_ADDR=127.0.0.1:"+strconv.Itoa(env.MetricsBase+p.metrics), env.creds(t, name))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,6 +151,9 @@ func outageRun(t *testing.T, env stackEnv, o outage) {
 	c.expect(t, http.StatusCreated, &cr, post, "/api/v1/tenants", bearer(alice),
 		jsonBody(map[string]any{"name": "Restart", "admin_email": "restart@example.com"}))
 	tenant := cr.TenantID
+	// The publisher makes about a thousand calls: no plan limit may get in the way.
+	env.setPlan(t, c, tenant, "enterprise")
+	awaitRateLimit(t, c, as(alice, tenant), "")
 	var ce channelEnvelope
 	c.expect(t, http.StatusCreated, &ce, post, "/api/v1/channels", as(alice, tenant, jsonBody(map[string]any{"name": "steady"}))...)
 	channel := ce.Channel.ID

@@ -12,12 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/artcafe-ai/pubsub/contracts/natsperm"
+	"github.com/artcafe-ai/pubsub/scripts/internal/localnats"
 )
 
 // syncBuffer collects a process's output for assertions and for the failure log.
@@ -146,6 +152,38 @@ func (s stackEnv) environ(extra ...string) []string {
 		env = append(env, "AUTH_JWT_SECRET="+s.Secret)
 	}
 	return append(env, extra...)
+}
+
+// creds is the NATS_CREDS setting of component in this stack: the seed the launcher
+// (`launcher run` or `launcher nats`) serves NATS with, made now if it does not exist yet.
+func (s stackEnv) creds(t *testing.T, component string) string {
+	t.Helper()
+	if !slices.Contains(natsperm.Components(), component) {
+		return "NATS_CREDS=" // NATS itself
+	}
+	c, err := localnats.EnsureCredentials(s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "NATS_CREDS=" + c.SeedFile(component)
+}
+
+// natsConnect connects to the stack's NATS as component (its seed and inbox prefix).
+func (s stackEnv) natsConnect(t *testing.T, component string) *nats.Conn {
+	t.Helper()
+	c, err := localnats.EnsureCredentials(s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := nats.NkeyOptionFromSeed(c.SeedFile(component))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.NATSURL, seed, nats.CustomInboxPrefix(natsperm.InboxPrefix(component)))
+	if err != nil {
+		t.Fatalf("connect to NATS as %s: %v", component, err)
+	}
+	return nc
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -306,5 +344,31 @@ func waitHealthy(t *testing.T, c *client, timeout time.Duration, services ...str
 			}
 		}
 		return true, ""
+	})
+}
+
+// setPlan puts tenant on plan tier with a platform-admin token (PUT /tenants/{id}/plan).
+// Tests that make many calls or publish many messages use "enterprise", which has no
+// rate or quota in the way; tests about limits stay on the plan they test.
+func (s stackEnv) setPlan(t *testing.T, c *client, tenant, tier string) {
+	t.Helper()
+	ops := s.token(t, "-sub", "e2e-plan-ops", "-role", "platform_admin")
+	var te tenantEnvelope
+	c.expect(t, http.StatusOK, &te, http.MethodPut, "/api/v1/tenants/"+tenant+"/plan", bearer(ops),
+		jsonBody(map[string]any{"subscription_tier": tier}))
+	if te.Tenant.SubscriptionTier != tier {
+		t.Fatalf("plan of %s: %q, want %q", tenant, te.Tenant.SubscriptionTier, tier)
+	}
+}
+
+// awaitRateLimit waits until the gateway applies a plan change (it caches the tenant for
+// up to 5 s): a tenant-scoped call by auth carries RateLimit-Limit: want ("" for a plan
+// without a per-minute limit, which sends no such header).
+func awaitRateLimit(t *testing.T, c *client, auth []any, want string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "the plan applies (RateLimit-Limit "+want+")", func() (bool, string) {
+		r := c.expect(t, http.StatusOK, nil, http.MethodGet, "/api/v1/channels?limit=1", auth...)
+		got := r.Header.Get("RateLimit-Limit")
+		return got == want, "RateLimit-Limit " + got
 	})
 }

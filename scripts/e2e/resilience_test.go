@@ -31,6 +31,7 @@ func TestResilience(t *testing.T) {
 		}
 	})
 	proc := func(name, bin string, args []string, stage int, extra ...string) fleet.Process {
+		extra = append(extra, env.creds(t, name))
 		return fleet.Process{Name: name, Path: filepath.Join(binDir, bin), Args: args, Env: env.environ(extra...), Stage: stage}
 	}
 	startNATS := func() int {

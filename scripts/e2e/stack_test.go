@@ -23,6 +23,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 )
 
 // The embedded-store leg: the whole story through `launcher run`, then a restart on the
@@ -139,7 +140,7 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 		Services      map[string]int `json:"services"`
 	}
 	c.expect(t, http.StatusOK, &h, get, "/health")
-	if !h.NATSConnected || h.Services["tenant"] < 1 || h.Services["agent"] < 1 || h.Services["sshkey"] < 1 || h.Services["channel"] < 1 {
+	if !h.NATSConnected || h.Services["tenant"] < 1 || h.Services["agent"] < 1 || h.Services["sshkey"] < 1 || h.Services["channel"] < 1 || h.Services["usage"] < 1 {
 		t.Fatalf("/health = %+v", h)
 	}
 	for _, name := range []string{"tenant", "agent", "sshkey", "channel", "usage"} {
@@ -164,6 +165,7 @@ func checkMicroInfo(t *testing.T, natsURL string) {
 		{agentv1.Service, agentv1.Version, agentv1.Subject(agentv1.OpGet)},
 		{sshkeyv1.Service, sshkeyv1.Version, sshkeyv1.Subject(sshkeyv1.OpVerify)},
 		{channelv1.Service, channelv1.Version, channelv1.Subject(channelv1.OpLookup)},
+		{usagev1.Service, usagev1.Version, usagev1.Subject(usagev1.OpMetrics)},
 	} {
 		msg, err := nc.Request("$SRV.INFO."+svc.name, nil, 5*time.Second)
 		if err != nil {

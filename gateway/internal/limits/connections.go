@@ -325,7 +325,7 @@ func (c *Connections) refresh() {
 // msg is the publish of tenant's count: straight to the bucket's subject with a TTL
 // (kv.Put would make the key permanent).
 func (c *Connections) msg(tenant string, n int64) *nats.Msg {
-	return &nats.Msg{Subject: "$KV." + limitsv1.ConnBucket + "." + tenant + "." + c.cfg.Source, Data: strconv.AppendInt(nil, n, 10)}
+	return &nats.Msg{Subject: "$KV." + limitsv1.ConnBucket + "." + limitsv1.ConnKey(tenant, c.cfg.Source), Data: strconv.AppendInt(nil, n, 10)}
 }
 
 // publish sends the count and returns its revision.

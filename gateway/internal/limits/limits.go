@@ -100,7 +100,7 @@ func (l *Limits) APICall(ctx context.Context, tenant, tier string) Decision {
 	minute := now.Unix() / 60
 	end := time.Unix((minute+1)*60, 0)
 	reset := int((minute+1)*60 - now.Unix())
-	key := "api." + tenant + "." + strconv.FormatInt(minute, 10)
+	key := limitsv1.RateKey(tenant, minute)
 	g := l.rate.Take(ctx, key, end, *lim, max(1, *lim/rateLeaseDivisor), 1)
 	if !g.Allowed {
 		l.metrics.refused.WithLabelValues("api_calls_per_minute").Inc()
@@ -140,5 +140,5 @@ func (l *Limits) Refund(tenant, tier string, n int) {
 func (l *Limits) quotaKey(tenant string) (string, time.Time) {
 	now := l.now().UTC()
 	day := now.Truncate(24 * time.Hour)
-	return "msg." + tenant + "." + day.Format("20060102"), day.Add(24 * time.Hour)
+	return limitsv1.QuotaKey(tenant, day), day.Add(24 * time.Hour)
 }
