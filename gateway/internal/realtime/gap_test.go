@@ -110,3 +110,22 @@ func TestLiveWithoutSinceSeqReplaysNothing(t *testing.T) {
 	third := e.publish(tenant, ch, "alice", `{"i":3}`).Seq
 	c.expectSeqs("session without since_seq", ch, lost, third)
 }
+
+// A session subscribed without since_seq starts at the channel's last stored message, so
+// a message lost live before its first delivery is read back too (and nothing older).
+func TestLiveGapBeforeTheFirstMessage(t *testing.T) {
+	e := newEnv(t, realtime.Config{})
+	tenant, _ := e.tenant("alice", plans.Pro)
+	ch := e.channel(tenant, channelv1.TypePublic)
+	for i := range 3 {
+		e.publish(tenant, ch, "alice", fmt.Sprintf(`{"old":%d}`, i))
+	}
+	c, _ := e.connect(bearer(e.userToken("alice", time.Hour)), withHeader("X-Tenant-Id", tenant))
+	c.subscribe(ch)
+
+	e.setRePublish(false)
+	lost := e.publish(tenant, ch, "alice", `{"i":0}`).Seq
+	e.setRePublish(true)
+	next := e.publish(tenant, ch, "alice", `{"i":1}`).Seq
+	c.expectSeqs("session without since_seq", ch, lost, next)
+}

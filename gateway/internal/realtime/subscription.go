@@ -70,6 +70,7 @@ func (sub *subscription) live(frame []byte, seq, prev uint64) {
 		// forwarding. Read the gap back from the stream, holding live ones meanwhile.
 		sub.holding = true
 		sub.hold(frame, seq)
+		sub.s.hub.metrics.liveGaps.Inc()
 		go sub.s.replay(sub, sub.last)
 		return
 	}
@@ -190,6 +191,9 @@ func (s *session) subscribe(f *realtimev1.ClientFrame) {
 		s.send(errorFrame(f.ID, channel, natsrpc.CodeServiceUnavailable, "live messages are unavailable right now; try again"))
 		return
 	}
+	if f.SinceSeq == nil {
+		s.startAtEnd(sub)
+	}
 	// The tenant's live interest is confirmed: anything stored from now on reaches the
 	// buffer, so "subscribed" promises no later message is missed.
 	s.send(frame(realtimev1.Subscribed{Type: realtimev1.TypeSubscribed, ID: f.ID, ChannelID: channel}))
@@ -198,6 +202,28 @@ func (s *session) subscribe(f *realtimev1.ClientFrame) {
 		return
 	}
 	go s.replay(sub, since)
+}
+
+// startAtEnd gives a subscription without since_seq a known position, the channel's
+// last stored message, so that a live message lost on the way (a NATS node or route that
+// fails) is read back like any other gap (subscription.live). It runs before "subscribed"
+// is sent: whatever is stored up to that position predates the subscription. If the
+// stream cannot be read now, the position stays unknown until the first live message.
+func (s *session) startAtEnd(sub *subscription) {
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	stream, err := s.hub.messages(ctx)
+	var last uint64
+	if err == nil {
+		last, err = lastSeq(ctx, stream, messagev1.Subject(s.tenant.id, sub.channel))
+	}
+	if err != nil {
+		s.hub.log.Debug().Err(err).Str("channel_id", sub.channel).Msg("websocket: channel position unknown at subscribe")
+		return
+	}
+	sub.mu.Lock()
+	sub.last, sub.known = max(sub.last, last), true
+	sub.mu.Unlock()
 }
 
 // mayRead checks that the session's tenant has the channel (404 otherwise, whoever owns
