@@ -13,7 +13,7 @@
 // (Connections).
 //
 // When the buckets are unreachable the limits fail open (the call is allowed, a warning
-// is logged, gateway_limits_fail_open_total counts it): an outage of the shared state
+// is logged, artcafe_limits_fail_open_total counts it): an outage of the shared state
 // must not take the API down with it.
 package limits
 
@@ -219,9 +219,9 @@ type Metrics struct {
 // NewMetrics registers the limits' metrics with reg (nil: kept, not exported).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		failOpen: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_limits_fail_open_total",
+		failOpen: prometheus.NewCounter(prometheus.CounterOpts{Name: "artcafe_limits_fail_open_total",
 			Help: "Calls allowed because the shared limit state (JetStream KV) was unreachable."}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_limits_refused_total",
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "artcafe_limits_refused_total",
 			Help: "Calls refused with 429 by a plan limit."}, []string{"limit"}),
 	}
 	if reg != nil {

@@ -94,9 +94,9 @@ func New(js jetstream.JetStream, nc *nats.Conn, cfg Config) (*Meter, error) {
 	m := newMeter(time.Now)
 	m.f = &flusher{
 		js: js, cfg: cfg, last: map[key]uint64{},
-		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_usage_flush_failures_total",
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "artcafe_usage_flush_failures_total",
 			Help: "Usage flushes that were not acknowledged (resent unchanged on the next tick)."}),
-		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "gateway_usage_batches_sent_total",
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "artcafe_usage_batches_sent_total",
 			Help: "Usage batches acknowledged by the USAGE_EVENTS stream."}),
 	}
 	if cfg.Metrics != nil {
