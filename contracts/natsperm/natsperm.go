@@ -39,9 +39,9 @@ const (
 )
 
 // GatewayBuckets are the KV buckets the gateway keeps shared state in across replicas:
-// agent presence, and the limiters' leases and connection counts (contracts/limitsv1).
+// agent presence and the limiters' connection counts (contracts/limitsv1).
 func GatewayBuckets() []string {
-	return append([]string{presencev1.Bucket}, limitsv1.Buckets()...)
+	return []string{presencev1.Bucket, limitsv1.ConnBucket}
 }
 
 // Components lists every component that authenticates with its own NKey, in the order
@@ -127,6 +127,12 @@ func gateway() Permissions {
 	p.PublishAllow = append(p.PublishAllow, streamRead(messagev1.Stream)...)
 	p.PublishAllow = append(p.PublishAllow, streamConsume(messagev1.Stream, "*")...)
 	p.PublishAllow = append(p.PublishAllow, streamEnsure(usagev1.Stream)...)
+	// The limiters' counters: adds (Nats-Incr) and reads of the counter streams.
+	p.PublishAllow = append(p.PublishAllow, limitsv1.RateSubjects, limitsv1.QuotaSubjects)
+	for _, s := range limitsv1.CounterStreams() {
+		p.PublishAllow = append(p.PublishAllow, streamEnsure(s)...)
+		p.PublishAllow = append(p.PublishAllow, streamRead(s)...)
+	}
 	for _, b := range GatewayBuckets() {
 		p.PublishAllow = append(p.PublishAllow, kvPublish(b))
 		p.PublishAllow = append(p.PublishAllow, streamEnsure(kvStream(b))...)

@@ -42,11 +42,8 @@ func randomHex(t *testing.T, n int) string {
 
 // wantStreams are the streams and KV buckets the code creates; each must run at R3.
 func wantStreams() []string {
-	out := []string{platform.Stream, usagev1.Stream, messagev1.Stream, "KV_" + presencev1.Bucket}
-	for _, b := range limitsv1.Buckets() {
-		out = append(out, "KV_"+b)
-	}
-	return out
+	return append([]string{platform.Stream, usagev1.Stream, messagev1.Stream, "KV_" + presencev1.Bucket,
+		"KV_" + limitsv1.ConnBucket}, limitsv1.CounterStreams()...)
 }
 
 // TestScaleOut runs the fleet at scale on this machine, loads it through both gateways,

@@ -1,18 +1,19 @@
 // Package limits enforces the plan's rates and quotas across every gateway replica
 // (SPEC §6): API calls per minute, messages per day and concurrent WebSocket
-// connections per tenant, with state shared through JetStream key-value buckets.
+// connections per tenant, with state shared through JetStream (contracts/limitsv1).
 //
 // Counters (API calls, messages) use Leases: each gateway takes a lease of several
-// units from a shared counter with a compare-and-set, spends it locally with one atomic
+// units from a shared counter (a JetStream counter stream: one atomic add whose ack
+// carries the new total, so replicas never contend), spends it locally with one atomic
 // operation per call, and takes the next lease when it is spent; once the shared
-// counter reaches the limit, calls are refused until the window changes. The shared
-// counter never passes the limit (no overshoot); units leased but not spent when the
+// counter reaches the limit, calls are refused until the window changes. Only units
+// below the limit are granted (no overshoot); units leased but not spent when the
 // window ends are the only undershoot, at most one lease per replica.
 //
-// Connections use per-gateway session counts in a bucket every gateway watches
+// Connections use per-gateway session counts in a KV bucket every gateway watches
 // (Connections).
 //
-// When the buckets are unreachable the limits fail open (the call is allowed, a warning
+// When the shared state is unreachable the limits fail open (the call is allowed, a warning
 // is logged, artcafe_limits_fail_open_total counts it): an outage of the shared state
 // must not take the API down with it.
 package limits
@@ -20,11 +21,13 @@ package limits
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -32,14 +35,10 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/replication"
 )
 
-// casAttempts bounds the compare-and-set retries of one lease (contention between
-// replicas on one key is a handful at most).
-const casAttempts = 16
-
 // Leases is a family of shared counters, one per key, each bounded by a limit. It is
 // safe for concurrent use.
 type Leases struct {
-	bucket  *bucket
+	counter *counter
 	log     zerolog.Logger
 	timeout time.Duration // one KV round trip
 	metrics *Metrics
@@ -71,9 +70,9 @@ type Grant struct {
 	FailedOpen bool
 }
 
-// newLeases counts in the bucket; timeout bounds one KV round trip.
-func newLeases(b *bucket, timeout time.Duration, m *Metrics, log zerolog.Logger) *Leases {
-	return &Leases{bucket: b, timeout: timeout, metrics: m, log: log}
+// newLeases counts in c; timeout bounds one round trip.
+func newLeases(c *counter, timeout time.Duration, m *Metrics, log zerolog.Logger) *Leases {
+	return &Leases{counter: c, timeout: timeout, metrics: m, log: log}
 }
 
 // Take spends n units of key, whose window ends at expires, against limit, taking a
@@ -156,45 +155,19 @@ func (l *Leases) entry(key string, expires time.Time) *entry {
 	return v.(*entry)
 }
 
-// acquire takes up to lease units from the shared counter of key: how many it got (0
-// when the counter is at the limit) and the counter after.
+// acquire takes up to lease units from the shared counter of key (a subject of the
+// counter stream): one publish that adds lease (Nats-Incr) and answers with the new
+// total. What the total passed the limit by was not granted: how many units it got (0
+// when the counter was already at the limit) and the counter, capped at the limit.
 func (l *Leases) acquire(ctx context.Context, key string, limit, lease int64) (got, shared int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	kv, err := l.bucket.get(ctx)
+	total, err := l.counter.add(ctx, key, lease)
 	if err != nil {
 		return 0, 0, err
 	}
-	for range casAttempts {
-		ent, err := kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			got = min(lease, limit)
-			if _, err := kv.Create(ctx, key, strconv.AppendInt(nil, got, 10)); errors.Is(err, jetstream.ErrKeyExists) {
-				continue
-			} else if err != nil {
-				return 0, 0, err
-			}
-			return got, got, nil
-		case err != nil:
-			return 0, 0, err
-		}
-		cur, perr := strconv.ParseInt(string(ent.Value()), 10, 64)
-		if perr != nil {
-			cur = 0 // a value we did not write: start over rather than refuse forever
-		}
-		if cur >= limit {
-			return 0, cur, nil
-		}
-		got = min(lease, limit-cur)
-		if _, err := kv.Update(ctx, key, strconv.AppendInt(nil, cur+got, 10), ent.Revision()); errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		} else if err != nil {
-			return 0, 0, err
-		}
-		return got, cur + got, nil
-	}
-	return 0, 0, errors.New("limits: too much contention on " + key)
+	got = max(0, min(lease, limit-(total-lease)))
+	return got, min(total, limit), nil
 }
 
 // failed notes a KV failure: fail open for a few seconds, warn at most every 10 s.
@@ -203,7 +176,7 @@ func (l *Leases) failed(err error) {
 	now := time.Now().UnixNano()
 	l.downUntil.Store(now + int64(failOpenFor))
 	if last := l.lastWarn.Load(); now-last >= int64(10*time.Second) && l.lastWarn.CompareAndSwap(last, now) {
-		l.log.Warn().Err(err).Str("bucket", l.bucket.cfg.Bucket).Msg("shared limit state unreachable; allowing calls (fail open)")
+		l.log.Warn().Err(err).Str("stream", l.counter.cfg.Name).Msg("shared limit state unreachable; allowing calls (fail open)")
 	}
 }
 
@@ -255,4 +228,53 @@ func (b *bucket) get(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	b.kv = kv
 	return kv, nil
+}
+
+// counter is a counter stream (NATS ≥ 2.12) created (or bound) on first use, and again
+// after a failure.
+type counter struct {
+	js  jetstream.JetStream
+	cfg jetstream.StreamConfig
+
+	mu    sync.Mutex
+	ready bool
+}
+
+// add adds n to the counter at subject and returns its new total.
+func (c *counter) add(ctx context.Context, subject string, n int64) (int64, error) {
+	if err := c.ensure(ctx); err != nil {
+		return 0, err
+	}
+	m := nats.NewMsg(subject)
+	m.Header.Set(incrHeader, strconv.FormatInt(n, 10))
+	ack, err := c.js.PublishMsg(ctx, m)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			c.mu.Lock()
+			c.ready = false // deleted under us: create it again next time
+			c.mu.Unlock()
+		}
+		return 0, err
+	}
+	total, err := strconv.ParseInt(ack.Value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("limits: counter %s answered %q: %w", subject, ack.Value, err)
+	}
+	return total, nil
+}
+
+// incrHeader makes a publish to a counter stream an atomic add.
+const incrHeader = "Nats-Incr"
+
+func (c *counter) ensure(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ready {
+		return nil
+	}
+	if _, err := replication.Stream(ctx, c.js, c.cfg); err != nil {
+		return err
+	}
+	c.ready = true
+	return nil
 }

@@ -64,8 +64,8 @@ func New(js jetstream.JetStream, cfg Config) (*Limits, error) {
 		cfg.Metrics = m
 	}
 	return &Limits{
-		rate:    newLeases(&bucket{js: js, cfg: limitsv1.RateBucketConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
-		quota:   newLeases(&bucket{js: js, cfg: limitsv1.QuotaBucketConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		rate:    newLeases(&counter{js: js, cfg: limitsv1.RateStreamConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
+		quota:   newLeases(&counter{js: js, cfg: limitsv1.QuotaStreamConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
 		metrics: cfg.Metrics,
 		now:     time.Now,
 	}, nil
@@ -100,7 +100,7 @@ func (l *Limits) APICall(ctx context.Context, tenant, tier string) Decision {
 	minute := now.Unix() / 60
 	end := time.Unix((minute+1)*60, 0)
 	reset := int((minute+1)*60 - now.Unix())
-	key := limitsv1.RateKey(tenant, minute)
+	key := limitsv1.RateSubject(tenant, minute)
 	g := l.rate.Take(ctx, key, end, *lim, max(1, *lim/rateLeaseDivisor), 1)
 	if !g.Allowed {
 		l.metrics.refused.WithLabelValues("api_calls_per_minute").Inc()
@@ -140,5 +140,5 @@ func (l *Limits) Refund(tenant, tier string, n int) {
 func (l *Limits) quotaKey(tenant string) (string, time.Time) {
 	now := l.now().UTC()
 	day := now.Truncate(24 * time.Hour)
-	return limitsv1.QuotaKey(tenant, day), day.Add(24 * time.Hour)
+	return limitsv1.QuotaSubject(tenant, day), day.Add(24 * time.Hour)
 }
