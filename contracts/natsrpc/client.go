@@ -63,7 +63,7 @@ func (c *Client) CallRaw(ctx context.Context, subject string, req any) ([]byte, 
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	msg := nats.NewMsg(subject)
+	msg := &nats.Msg{Subject: subject, Header: make(nats.Header, identityHeaders)}
 	if req != nil {
 		b, err := json.Marshal(req)
 		if err != nil {

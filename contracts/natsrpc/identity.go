@@ -84,21 +84,47 @@ type Identity struct {
 
 type identityKey struct{}
 
+// identityCtx carries an Identity in one allocation (context.WithValue would box the
+// Identity in a second one); every gateway request makes two of them.
+type identityCtx struct {
+	context.Context
+	id Identity
+}
+
+func (c *identityCtx) Value(key any) any {
+	if key == (identityKey{}) {
+		return &c.id
+	}
+	return c.Context.Value(key)
+}
+
 // WithIdentity returns ctx carrying id; Client.Call sends it as headers.
 func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
+	return &identityCtx{Context: ctx, id: id}
 }
 
 // IdentityFrom returns the identity in ctx (the zero Identity when none).
 func IdentityFrom(ctx context.Context) Identity {
-	id, _ := ctx.Value(identityKey{}).(Identity)
-	return id
+	if id, ok := ctx.Value(identityKey{}).(*Identity); ok {
+		return *id
+	}
+	return Identity{}
 }
 
+// identityHeaders is the most headers writeHeaders sets: a map and a value array of this
+// size hold them without growing.
+const identityHeaders = 10
+
 func (id Identity) writeHeaders(h nats.Header, budget time.Duration) {
+	// Every value is a one-element slice of this one array: one allocation for all of
+	// them instead of one per header (each slice has its capacity cut to 1, so an append
+	// to one of them never writes into another).
+	vals := make([]string, 0, identityHeaders)
 	set := func(k, v string) {
 		if v != "" {
-			h[k] = []string{v}
+			vals = append(vals, v)
+			n := len(vals)
+			h[k] = vals[n-1 : n : n]
 		}
 	}
 	set(HeaderRequestID, id.RequestID)

@@ -196,8 +196,13 @@ func (s *Server) serve(op string, hdr nats.Header, reply string, call func(conte
 	start := time.Now()
 	id := identityFromHeaders(hdr)
 	timeout := s.timeout
-	if ms, err := strconv.ParseInt(hdr.Get(HeaderBudget), 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < timeout {
-		timeout = time.Duration(ms) * time.Millisecond
+	// The header map is read directly, as identityFromHeaders does: Get would
+	// canonicalize the (already canonical) name on every request, and parsing an absent
+	// value would allocate a syntax error.
+	if v := hdr[HeaderBudget]; len(v) > 0 {
+		if ms, err := strconv.ParseInt(v[0], 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < timeout {
+			timeout = time.Duration(ms) * time.Millisecond
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

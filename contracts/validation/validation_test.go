@@ -190,6 +190,9 @@ func TestIsUUID(t *testing.T) {
 		"01ARZ3NDEKTSV4RRFFQ69G5FAV":             false, // a ULID
 		"":                                       false,
 		"../3f1c2a4e-8b7d-4c6e-9a5b-1d2e3f4a5b":  false,
+		"3f1c2a4e8-b7d-4c6e-9a5b-1d2e3f4a5b6c":   false, // a dash out of place
+		"3f1c2a4e-8b7d-4c6e-9a5b-1d2e3f4a-b6c":   false,
+		"3f1c2a4e-8b7d-4c6e-9a5b-1d2e3f4a5b6\n":  false,
 	} {
 		if got := validation.IsUUID(s); got != ok {
 			t.Errorf("IsUUID(%q) = %v, want %v", s, got, ok)

@@ -157,26 +157,33 @@ func (r *request) relay(status int, subject string, req any) error {
 	if err != nil {
 		return err
 	}
-	body, ok := withSuccess(data)
+	head, tail, ok := withSuccess(data)
 	if !ok {
 		return natsrpc.NewError(http.StatusBadGateway, natsrpc.CodeBadGateway, "upstream reply is not a JSON object")
 	}
-	r.c.Status(status).Response().Header.SetContentType(fiber.MIMEApplicationJSON)
-	return r.c.Send(body)
+	// Copied straight into the response's pooled body buffer: no buffer is allocated
+	// for the reply.
+	resp := r.c.Response()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType(fiber.MIMEApplicationJSON)
+	resp.SetBody(head)
+	resp.AppendBodyString(tail)
+	return nil
 }
 
-// withSuccess returns the JSON object obj with "success":true added as its last member.
-func withSuccess(obj []byte) ([]byte, bool) {
+// withSuccess splits the JSON object obj with "success":true added as its last member
+// into two parts to write one after the other: obj up to its closing brace, and the
+// text that adds the member and closes it.
+func withSuccess(obj []byte) (head []byte, tail string, ok bool) {
 	obj = bytes.TrimSpace(obj)
 	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
-		return nil, false
+		return nil, "", false
 	}
-	out := make([]byte, 0, len(obj)+16)
-	out = append(out, obj[:len(obj)-1]...)
-	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
-		out = append(out, ',')
+	head = obj[:len(obj)-1]
+	if len(bytes.TrimSpace(head[1:])) > 0 {
+		return head, `,"success":true}`, true
 	}
-	return append(out, `"success":true}`...), true
+	return head, `"success":true}`, true
 }
 
 // reply writes v as JSON with status.

@@ -219,13 +219,13 @@ func TestWithSuccess(t *testing.T) {
 		{`{ }`, `{ "success":true}`},
 	}
 	for _, c := range cases {
-		got, ok := withSuccess([]byte(c.in))
-		if !ok || string(got) != c.want {
+		head, tail, ok := withSuccess([]byte(c.in))
+		if got := string(head) + tail; !ok || got != c.want {
 			t.Errorf("withSuccess(%q) = %q, %v; want %q", c.in, got, ok, c.want)
 		}
 	}
 	for _, bad := range []string{``, `[]`, `"x"`, `{`, `null`} {
-		if _, ok := withSuccess([]byte(bad)); ok {
+		if _, _, ok := withSuccess([]byte(bad)); ok {
 			t.Errorf("withSuccess(%q) accepted a non-object", bad)
 		}
 	}

@@ -210,3 +210,27 @@ func TestStartMissingBinary(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// countingWriter counts the writes it gets.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}
+
+func TestOutputWritesABatchOfLinesAtOnce(t *testing.T) {
+	var cw countingWriter
+	w := NewOutput(&cw, false, "agent").Writer("agent")
+	_, _ = w.Write([]byte("one\ntwo\nthree\nfour"))
+	if want := "agent | one\nagent | two\nagent | three\n"; cw.String() != want || cw.writes != 1 {
+		t.Fatalf("%d writes of %q, want 1 of %q", cw.writes, cw.String(), want)
+	}
+	_ = w.Close()
+	if !strings.HasSuffix(cw.String(), "agent | four\n") {
+		t.Fatalf("the last partial line was lost: %q", cw.String())
+	}
+}

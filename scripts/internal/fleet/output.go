@@ -67,6 +67,24 @@ func (o *Output) line(name string, text []byte, loud bool) {
 	_, _ = o.w.Write(b.Bytes())
 }
 
+// lines writes complete lines (without their newlines) for name in one write.
+func (o *Output) lines(name string, lines [][]byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	prefix := o.prefix(name)
+	n := 0
+	for _, l := range lines {
+		n += len(prefix) + len(l) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, l := range lines {
+		b = append(b, prefix...)
+		b = append(b, l...)
+		b = append(b, '\n')
+	}
+	_, _ = o.w.Write(b)
+}
+
 // Printf writes a line for name.
 func (o *Output) Printf(name, format string, args ...any) {
 	o.line(name, []byte(fmt.Sprintf(format, args...)), false)
@@ -111,17 +129,23 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
+	// Every complete line of this write goes out in one write: a child batching its log
+	// lines (logx) must not cost the launcher one write per line.
+	var lines [][]byte
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
-		w.o.line(w.name, bytes.TrimSuffix(w.buf[:i], []byte("\r")), false)
+		lines = append(lines, bytes.TrimSuffix(w.buf[:i], []byte("\r")))
 		w.buf = w.buf[i+1:]
 	}
 	for len(w.buf) >= maxLine {
-		w.o.line(w.name, w.buf[:maxLine], false)
+		lines = append(lines, w.buf[:maxLine])
 		w.buf = w.buf[maxLine:]
+	}
+	if len(lines) > 0 {
+		w.o.lines(w.name, lines)
 	}
 	// Keep the buffer from growing without bound once its start has been consumed.
 	if len(w.buf) == 0 {

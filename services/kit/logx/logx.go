@@ -39,5 +39,9 @@ func NewTo(w io.Writer, component, level, format string) zerolog.Logger {
 type nanoTime struct{}
 
 func (nanoTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
-	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
+	// Formatted into a stack buffer and added as raw JSON: no string is allocated per line.
+	var buf [48]byte
+	b := append(buf[:0], '"')
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	e.RawJSON(zerolog.TimestampFieldName, append(b, '"'))
 }

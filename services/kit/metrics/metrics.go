@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,9 +93,49 @@ func RPCObserver(reg prometheus.Registerer, service string) natsrpc.Observer {
 		ConstLabels: constLabels,
 		Buckets:     rpcBuckets,
 	}, []string{"op"}))
+	// The children are looked up once per (op, status) and kept: WithLabelValues hashes
+	// the label values and takes a lock on every call, which every request paid. The
+	// cache is a map replaced on a miss (copy on write), so a hit is one atomic load and
+	// one map read, without a lock or an allocation.
+	type key struct {
+		op     string
+		status int
+	}
+	type children struct {
+		requests prometheus.Counter
+		duration prometheus.Observer
+	}
+	var (
+		mu    sync.Mutex // serializes misses
+		cache atomic.Pointer[map[key]children]
+	)
+	cache.Store(&map[key]children{})
+	lookup := func(k key) children {
+		if c, ok := (*cache.Load())[k]; ok {
+			return c
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		old := *cache.Load()
+		if c, ok := old[k]; ok {
+			return c
+		}
+		c := children{
+			requests: requests.WithLabelValues(k.op, strconv.Itoa(k.status)),
+			duration: duration.WithLabelValues(k.op),
+		}
+		next := make(map[key]children, len(old)+1)
+		for kk, v := range old {
+			next[kk] = v
+		}
+		next[k] = c
+		cache.Store(&next)
+		return c
+	}
 	return func(op string, status int, d time.Duration) {
-		requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
-		duration.WithLabelValues(op).Observe(d.Seconds())
+		c := lookup(key{op, status})
+		c.requests.Inc()
+		c.duration.Observe(d.Seconds())
 	}
 }
 

@@ -73,3 +73,40 @@ func TestServeReportsABusyAddress(t *testing.T) {
 		t.Fatalf("serve on a busy address: %v", err)
 	}
 }
+
+// Observers run on many workers at once; the cached children must count every call.
+func TestRPCObserverConcurrentCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	observe := metrics.RPCObserver(reg, "agent")
+	ops := []string{"get", "list", "create"}
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 300 {
+				observe(ops[(g+i)%len(ops)], 200+(i%2)*204, time.Millisecond)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	series := 0
+	for _, f := range families {
+		if f.GetName() != metrics.RequestsTotal {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue()
+			series++
+		}
+	}
+	if total != 8*300 || series != 6 {
+		t.Fatalf("counted %v requests in %d series, want %d in 6", total, series, 8*300)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -104,6 +105,7 @@ func exitCode(ctx context.Context, spec Spec, stderr io.Writer) int {
 	}
 	log, flush := logx.New(spec.Name, cfg.Level, cfg.Format)
 	defer flush()
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	err := Serve(ctx, spec, cfg, log)
 	stop()
@@ -113,6 +115,19 @@ func exitCode(ctx context.Context, spec Spec, stderr io.Writer) int {
 	}
 	log.Info().Msg(spec.Name + " service stopped")
 	return 0
+}
+
+// gcPercent is the GC target a service runs with unless GOGC is set. A service's live
+// heap is a few MB, so with Go's default of 100 every few MB of request garbage started
+// a collection (about 18 a second per 10k requests a second), each scanning every
+// worker's stack; 400 collects a quarter as often for a few more MB of heap.
+const gcPercent = 400
+
+// tuneGC applies gcPercent when the environment leaves GOGC unset (GOGC still wins).
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // Serve runs the service described by spec with cfg until ctx ends (nil) or something

@@ -111,7 +111,12 @@ func boltPartition(pk string) []byte {
 	return append(b, pk...)
 }
 
-func boltKey(k Key) []byte { return append(boltPartition(k.PK), k.SK...) }
+// boltKey is boltPartition(k.PK) followed by k.SK, built in one allocation (every read
+// makes one).
+func boltKey(k Key) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(k.PK)+len(k.SK)), uint64(len(k.PK)))
+	return append(append(b, k.PK...), k.SK...)
+}
 
 type boltValue struct {
 	version, count, exp int64
