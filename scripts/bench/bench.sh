@@ -25,6 +25,27 @@ STACKBENCH=${STACKBENCH:-$root/../shared/stackbench}
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)"; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: the first of N consecutive free ports (the launcher gives the gateway
+# METRICS_ADDR and service i the port after it plus i).
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+for _ in range(100):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1]; s.close()
+    held = []
+    try:
+        for p in range(base, base + n):
+            t = socket.socket(); t.bind(("127.0.0.1", p)); held.append(t)
+    except OSError:
+        continue
+    finally:
+        for t in held: t.close()
+    print(base); break
+else:
+    sys.exit("no range of free ports")
+PY
+}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -84,7 +105,7 @@ else
 fi
 
 # 2 to 5. The fleet on the embedded store.
-hp=$(free_port); np=$(free_port); mp=$(free_port)
+hp=$(free_port); np=$(free_port); mp=$(free_ports 6)
 # Production logging (one JSON line per request at the gateway and per operation in the
 # service) is part of what is measured; LOG_LEVEL=warn shows the cost without it.
 export HTTP_ADDR="127.0.0.1:$hp" NATS_URL="nats://127.0.0.1:$np" DATA_DIR="$work/data" METRICS_ADDR="127.0.0.1:$mp"
