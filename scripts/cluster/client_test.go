@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/artcafe-ai/pubsub/contracts/realtimev1"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // reply is one HTTP response, read whole.
@@ -173,14 +174,6 @@ func (c *client) call(tl *tally, method, path string, body any, want int, hdr ..
 	}
 }
 
-// pubAck is one acknowledged message: its number i (data {"i": i}), the seq its 200
-// reply gave, and how many attempts it took.
-type pubAck struct {
-	i        int
-	seq      uint64
-	attempts int
-}
-
 // publisher publishes {"i": 0}, {"i": 1}, … to one channel through one gateway, one at a
 // time, each under its own Idempotency-Key, retrying a message on 503/504 or no reply
 // until it is acknowledged (the pattern of scripts/e2e/channelrestart_test.go). One at a
@@ -194,7 +187,7 @@ type publisher struct {
 	wg      sync.WaitGroup
 
 	mu   sync.Mutex
-	acks []pubAck
+	acks []testkit.Ack
 }
 
 func startPublisher(c *client, channel string) *publisher {
@@ -226,7 +219,7 @@ func startPublisher(c *client, channel string) *publisher {
 			attempts := p.tl.lastAttempts
 			p.tl.mu.Unlock()
 			p.mu.Lock()
-			p.acks = append(p.acks, pubAck{i: i, seq: pub.Seq, attempts: attempts})
+			p.acks = append(p.acks, testkit.Ack{I: i, Seq: pub.Seq, Attempts: attempts})
 			p.mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -239,7 +232,7 @@ func (p *publisher) halt() {
 	p.wg.Wait()
 }
 
-func (p *publisher) acked() []pubAck {
+func (p *publisher) acked() []testkit.Ack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.acks)
@@ -308,10 +301,15 @@ func (w *watcher) sessionCount() int {
 	return w.sessions
 }
 
-func (w *watcher) received() []frame {
+// stored is every message frame received, across sessions, as the shared checks take it.
+func (w *watcher) stored() []testkit.Stored {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Clone(w.got)
+	out := make([]testkit.Stored, len(w.got))
+	for k, f := range w.got {
+		out[k] = testkit.Stored{Seq: f.Seq, Data: f.Data, Raw: string(f.raw)}
+	}
+	return out
 }
 
 func (w *watcher) lastSeq() uint64 {

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -21,6 +19,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/presencev1"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
 	"github.com/artcafe-ai/pubsub/scripts/internal/devauth"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // Timings of the run.
@@ -30,15 +29,6 @@ const (
 	afterAcks  = 30               // and after the restart
 	rejoinTime = 90 * time.Second // bound on every recovery
 )
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
 
 // wantStreams are the streams and KV buckets the code creates; each must run at R3.
 func wantStreams() []string {
@@ -343,7 +333,7 @@ func TestScaleOut(t *testing.T) {
 		allAcks += len(acks)
 		retried := 0
 		for _, a := range acks {
-			if a.attempts > 1 {
+			if a.Attempts > 1 {
 				retried++
 			}
 		}
@@ -443,20 +433,9 @@ func restRound(c *client, tl *tally, name string) {
 	c.call(tl, http.MethodGet, "/api/v1/ssh-keys?limit=5", nil, http.StatusOK)
 }
 
-// messageNumber is i of a message's data {"i": i}.
-func messageNumber(data []byte) (int, bool) {
-	var d struct {
-		I *int `json:"i"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil || d.I == nil {
-		return 0, false
-	}
-	return *d.I, true
-}
-
 // checkHistory requires the channel's history, oldest first, to hold every acknowledged
 // message exactly once at the seq its reply gave, in reply order, and nothing else.
-func checkHistory(t *testing.T, c *client, channel string, acks []pubAck) {
+func checkHistory(t *testing.T, c *client, channel string, acks []testkit.Ack) {
 	t.Helper()
 	type msg struct {
 		Seq  uint64          `json:"seq"`
@@ -484,73 +463,24 @@ func checkHistory(t *testing.T, c *client, channel string, acks []pubAck) {
 		}
 		next = *h.NextToken
 	}
-	seqOf := map[int][]uint64{}
-	var last uint64
-	for _, m := range all {
-		i, ok := messageNumber(m.Data)
-		if !ok {
-			t.Fatalf("history message %s", m.Data)
-		}
-		if m.Seq <= last {
-			t.Fatalf("history is not oldest first: seq %d after %d", m.Seq, last)
-		}
-		last = m.Seq
-		seqOf[i] = append(seqOf[i], m.Seq)
+	stored := make([]testkit.Stored, len(all))
+	for k, m := range all {
+		stored[k] = testkit.Stored{Seq: m.Seq, Data: m.Data}
 	}
-	acked := map[int]bool{}
-	last = 0
-	for _, a := range acks {
-		acked[a.i] = true
-		if s := seqOf[a.i]; len(s) != 1 || s[0] != a.seq {
-			t.Fatalf("acknowledged message %d (seq %d, %d attempts) appears in history with seqs %v", a.i, a.seq, a.attempts, s)
-		}
-		if a.seq <= last {
-			t.Fatalf("acknowledged message %d has seq %d after seq %d", a.i, a.seq, last)
-		}
-		last = a.seq
-	}
-	for i, s := range seqOf {
-		if !acked[i] {
-			t.Fatalf("message %d is in history (seqs %v) but no reply acknowledged it", i, s)
-		}
-	}
+	testkit.CheckAckedHistory(t, stored, acks)
 }
 
 // checkWatched requires the watcher to end with exactly the acknowledged messages, each
 // once and in seq order, across its sessions.
-func checkWatched(t *testing.T, w *watcher, acks []pubAck, name string) {
+func checkWatched(t *testing.T, w *watcher, acks []testkit.Ack, name string) {
 	t.Helper()
-	want := map[uint64]int{}
-	for _, a := range acks {
-		want[a.seq] = a.i
-	}
 	eventually(t, 30*time.Second, name+" receives every acknowledged message", func() (bool, string) {
-		seen := map[uint64]bool{}
-		for _, f := range w.received() {
-			seen[f.Seq] = true
-		}
-		for _, a := range acks {
-			if !seen[a.seq] {
-				return false, fmt.Sprintf("missing message %d (seq %d); %s", a.i, a.seq, w.describe())
-			}
+		if a, missing := testkit.MissingAck(w.stored(), acks); missing {
+			return false, fmt.Sprintf("missing message %d (seq %d); %s", a.I, a.Seq, w.describe())
 		}
 		return true, ""
 	})
 	w.halt()
-	var last uint64
-	got := w.received()
-	for _, f := range got {
-		i, ok := want[f.Seq]
-		if !ok {
-			t.Fatalf("%s received seq %d, which no reply acknowledged: %s", name, f.Seq, f.raw)
-		}
-		if n, ok := messageNumber(f.Data); !ok || n != i {
-			t.Fatalf("%s received seq %d with data %s, want message %d", name, f.Seq, f.Data, i)
-		}
-		if f.Seq <= last {
-			t.Fatalf("%s received seq %d after seq %d (a duplicate or out of order): %s", name, f.Seq, last, w.describe())
-		}
-		last = f.Seq
-	}
+	testkit.CheckDelivered(t, name, w.stored(), acks, w.describe)
 	t.Logf("%s: %s", name, w.describe())
 }

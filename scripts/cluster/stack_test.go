@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/artcafe-ai/pubsub/scripts/internal/fleet"
 	"github.com/artcafe-ai/pubsub/scripts/internal/localnats"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // services are the service binaries, each run as two replicas.
@@ -33,50 +33,6 @@ const (
 	replicas = 2
 	gateways = 2
 )
-
-// syncBuffer collects the children's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
-// freePorts reserves n distinct free loopback ports (closed again before use).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return ports
-}
 
 // node is one nats-server of the cluster.
 type node struct {
@@ -98,7 +54,7 @@ type stack struct {
 	nodes    []node
 	gateways []string // base URLs
 	sup      *fleet.Supervisor
-	out      *syncBuffer
+	out      *testkit.SyncBuffer
 	procs    map[string]fleet.Process
 
 	mu   sync.Mutex
@@ -114,39 +70,17 @@ func (s *stack) natsURL() string {
 	return strings.Join(urls, ",")
 }
 
-// controlledPrefixes are variables the test sets for every child; the test's own
-// environment does not leak them.
-var controlledPrefixes = []string{"HTTP_ADDR=", "NATS_", "DATA_DIR=", "METRICS_ADDR=", "AUTH_", "STORE=",
-	"DYNAMODB_", "LOG_", "CORS_ALLOWED_ORIGINS=", "TRUSTED_PROXIES="}
-
-func baseEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		keep := true
-		for _, p := range controlledPrefixes {
-			if strings.HasPrefix(kv, p) {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
 // newStack plans every process (ports, configs, credentials); start runs them.
 func newStack(t *testing.T, endpoint string) *stack {
 	t.Helper()
 	dir := t.TempDir()
-	s := &stack{t: t, dir: dir, out: &syncBuffer{}, procs: map[string]fleet.Process{}, pids: map[string]int{}}
+	s := &stack{t: t, dir: dir, out: &testkit.SyncBuffer{}, procs: map[string]fleet.Process{}, pids: map[string]int{}}
 	var err error
 	if s.creds, err = localnats.EnsureCredentials(dir); err != nil {
 		t.Fatal(err)
 	}
 	s.pki = writePKI(t, dir)
-	s.secret = randomHex(t, 32)
+	s.secret = testkit.RandomHex(t, 32)
 
 	// The configs come from the one generator (contracts/natsperm via scripts/natsconf);
 	// each node includes the cluster config and only moves its listeners to loopback
@@ -156,7 +90,7 @@ func newStack(t *testing.T, endpoint string) *stack {
 	if out, err := exec.Command(filepath.Join(binDir, "natsconf"), "write", "-dir", confDir).CombinedOutput(); err != nil {
 		t.Fatalf("natsconf write: %v: %s", err, out)
 	}
-	ports := freePorts(t, nodes*3+gateways*2+len(services)*replicas)
+	ports := testkit.FreePorts(t, nodes*3+gateways*2+len(services)*replicas)
 	next := func() int { p := ports[0]; ports = ports[1:]; return p }
 	for i := range nodes {
 		n := node{name: "nats-" + strconv.Itoa(i+1), client: next(), route: next(), monit: next(),
@@ -178,19 +112,19 @@ func newStack(t *testing.T, endpoint string) *stack {
 	for _, n := range s.nodes {
 		s.procs[n.name] = fleet.Process{Name: n.name, Path: filepath.Join(binDir, "nats-server"), Stage: 0,
 			Args: []string{"-c", n.conf, "--cluster", "nats://127.0.0.1:" + strconv.Itoa(n.route)},
-			Env:  baseEnv(append([]string{"NATS_SERVER_NAME=" + n.name, "NATS_JS_STORE_DIR=" + n.store}, nodeEnv...)...)}
+			Env:  testkit.Environ(append([]string{"NATS_SERVER_NAME=" + n.name, "NATS_JS_STORE_DIR=" + n.store}, nodeEnv...)...)}
 	}
 
 	common := func(component string) []string {
 		return []string{"NATS_URL=" + s.natsURL(), "NATS_CREDS=" + s.creds.SeedFile(component), "NATS_TLS_CA=" + s.pki.CA,
 			"NATS_JS_REPLICAS=3", "LOG_FORMAT=console", "LOG_LEVEL=info", "NO_COLOR=1", "DATA_DIR=" + filepath.Join(dir, "data")}
 	}
-	prefix := "cluster-" + randomHex(t, 4) + "-"
+	prefix := "cluster-" + testkit.RandomHex(t, 4) + "-"
 	for _, svc := range services {
 		for r := 1; r <= replicas; r++ {
 			name := svc + "-" + strconv.Itoa(r)
 			s.procs[name] = fleet.Process{Name: name, Path: filepath.Join(binDir, svc), Stage: 1,
-				Env: baseEnv(append(common(svc), "STORE=dynamodb", "DYNAMODB_ENDPOINT="+endpoint, "DYNAMODB_TABLE_PREFIX="+prefix,
+				Env: testkit.Environ(append(common(svc), "STORE=dynamodb", "DYNAMODB_ENDPOINT="+endpoint, "DYNAMODB_TABLE_PREFIX="+prefix,
 					"AWS_REGION=us-east-1", "METRICS_ADDR=127.0.0.1:"+strconv.Itoa(next()))...)}
 		}
 	}
@@ -199,7 +133,7 @@ func newStack(t *testing.T, endpoint string) *stack {
 		addr := "127.0.0.1:" + strconv.Itoa(next())
 		s.gateways = append(s.gateways, "http://"+addr)
 		s.procs[name] = fleet.Process{Name: name, Path: filepath.Join(binDir, "gateway"), Stage: 2,
-			Env: baseEnv(append(common(natsperm.Gateway), "HTTP_ADDR="+addr, "AUTH_JWT_SECRET="+s.secret,
+			Env: testkit.Environ(append(common(natsperm.Gateway), "HTTP_ADDR="+addr, "AUTH_JWT_SECRET="+s.secret,
 				"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(next()))...)}
 	}
 	var names []string
@@ -210,7 +144,7 @@ func newStack(t *testing.T, endpoint string) *stack {
 	t.Cleanup(func() {
 		s.sup.Stop(context.Background())
 		if t.Failed() {
-			t.Logf("process output (tail):\n%s", tail(s.out.String(), 60000))
+			t.Logf("process output (tail):\n%s", testkit.Tail(s.out.String(), 60000))
 		}
 	})
 	return s
@@ -362,17 +296,8 @@ func replicasCurrent(view map[string]server.StreamDetail, want []string) (bool, 
 	return true, ""
 }
 
+// eventually polls cond every 100 ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, timeout, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.Eventually(t, timeout, 100*time.Millisecond, what, cond)
 }

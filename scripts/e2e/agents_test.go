@@ -21,6 +21,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 var (
@@ -1058,7 +1059,7 @@ func neverLogged(t *testing.T, out string, secrets []string) {
 	}
 	for _, s := range secrets {
 		if strings.Contains(out, s) {
-			t.Fatalf("the stack's output contains a secret (private key line or login response) %q", tail(s, 20))
+			t.Fatalf("the stack's output contains a secret (private key line or login response) %q", testkit.Tail(s, 20))
 		}
 	}
 }

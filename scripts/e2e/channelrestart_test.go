@@ -20,6 +20,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/realtimev1"
 	"github.com/artcafe-ai/pubsub/scripts/internal/fleet"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // TestChannelServiceRestart kills the channel service with SIGKILL while a publisher keeps
@@ -73,7 +74,7 @@ func onBothBackends(t *testing.T, leg func(t *testing.T, env stackEnv)) {
 			t.Skip("DYNAMODB_ENDPOINT is not set: the DynamoDB leg runs under scripts/dynalite/with-dynalite.sh (make test-e2e)")
 		}
 		env := newStackEnv(t)
-		env.Dynamo, env.Endpoint, env.TablePrefix = true, endpoint, "e2e-"+randomHex(t, 4)+"-"
+		env.Dynamo, env.Endpoint, env.TablePrefix = true, endpoint, "e2e-"+testkit.RandomHex(t, 4)+"-"
 		leg(t, env)
 	})
 }
@@ -120,13 +121,13 @@ var (
 // client watches, kills and restarts o.victim, and checks history, the live feed and
 // that nothing else restarted.
 func outageRun(t *testing.T, env stackEnv, o outage) {
-	env.Secret = randomHex(t, 32)
-	out := &syncBuffer{}
+	env.Secret = testkit.RandomHex(t, 32)
+	out := &testkit.SyncBuffer{}
 	sup := fleet.New(fleet.NewOutput(out, false, outageOrder...), 15*time.Second)
 	t.Cleanup(func() {
 		sup.Stop(context.Background())
 		if t.Failed() {
-			t.Logf("process output:\n%s", tail(out.String(), 40000))
+			t.Logf("process output:\n%s", testkit.Tail(out.String(), 40000))
 		}
 	})
 	pids := map[string]int{}
@@ -227,7 +228,7 @@ func outageRun(t *testing.T, env stackEnv, o outage) {
 	}
 	retried, replayed := 0, 0
 	for _, a := range acks {
-		if a.attempts > 1 {
+		if a.Attempts > 1 {
 			retried++
 		}
 		if a.replayed {
@@ -250,13 +251,19 @@ func outageRun(t *testing.T, env stackEnv, o outage) {
 	}
 }
 
-// pubAck is one acknowledged message: its number i (the data {"i": i}), the seq the 200
-// reply gave, how many attempts it took and whether the reply was an idempotent replay.
+// pubAck is one acknowledged message and whether its reply was an idempotent replay.
 type pubAck struct {
-	i        int
-	seq      uint64
-	attempts int
+	testkit.Ack
 	replayed bool
+}
+
+// plainAcks are the acknowledgements the shared checks take.
+func plainAcks(acks []pubAck) []testkit.Ack {
+	out := make([]testkit.Ack, len(acks))
+	for k, a := range acks {
+		out[k] = a.Ack
+	}
+	return out
 }
 
 // retryPublisher publishes {"i": 0}, {"i": 1}, … one at a time, each under its own
@@ -316,7 +323,7 @@ func (p *retryPublisher) publishOne(c *client, path string, auth []any, i int) b
 				p.mu.Unlock()
 				return false
 			}
-			p.acks = append(p.acks, pubAck{i: i, seq: pub.Seq, attempts: attempt, replayed: r.Header.Get("Idempotent-Replayed") == "true"})
+			p.acks = append(p.acks, pubAck{Ack: testkit.Ack{I: i, Seq: pub.Seq, Attempts: attempt}, replayed: r.Header.Get("Idempotent-Replayed") == "true"})
 			p.mu.Unlock()
 			return true
 		case err != nil:
@@ -366,17 +373,6 @@ func (p *retryPublisher) result() ([]pubAck, map[int]int, string) {
 	return slices.Clone(p.acks), maps.Clone(p.failures), p.broken
 }
 
-// messageNumber is i of a message's data {"i": i}.
-func messageNumber(data []byte) (int, bool) {
-	var d struct {
-		I *int `json:"i"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil || d.I == nil {
-		return 0, false
-	}
-	return *d.I, true
-}
-
 // checkAckedHistory requires history to be oldest first and to hold every acknowledged
 // message exactly once, at the seq its reply gave, in the order the replies came. Every
 // message was retried until acknowledged under one Idempotency-Key, so an attempt stored
@@ -385,36 +381,11 @@ func messageNumber(data []byte) (int, bool) {
 func checkAckedHistory(t *testing.T, c *client, channel string, acks []pubAck, opts ...any) {
 	t.Helper()
 	h := history(t, c, channel, 100, opts...)
-	seqOf := map[int][]uint64{} // i → seqs in history
-	var last uint64
-	for _, m := range h {
-		i, ok := messageNumber(m.Data)
-		if !ok {
-			t.Fatalf("history message %s", m.Data)
-		}
-		if m.Seq <= last {
-			t.Fatalf("history is not oldest first: seq %d after %d", m.Seq, last)
-		}
-		last = m.Seq
-		seqOf[i] = append(seqOf[i], m.Seq)
+	stored := make([]testkit.Stored, len(h))
+	for k, m := range h {
+		stored[k] = testkit.Stored{Seq: m.Seq, Data: m.Data}
 	}
-	acked := map[int]bool{}
-	last = 0
-	for _, a := range acks {
-		acked[a.i] = true
-		if s := seqOf[a.i]; len(s) != 1 || s[0] != a.seq {
-			t.Fatalf("acknowledged message %d (seq %d, %d attempts) appears in history with seqs %v", a.i, a.seq, a.attempts, s)
-		}
-		if a.seq <= last {
-			t.Fatalf("acknowledged message %d has seq %d after seq %d", a.i, a.seq, last)
-		}
-		last = a.seq
-	}
-	for i, s := range seqOf {
-		if !acked[i] {
-			t.Fatalf("message %d is in history (seqs %v) but no reply acknowledged it", i, s)
-		}
-	}
+	testkit.CheckAckedHistory(t, stored, plainAcks(acks))
 }
 
 // checkWatched requires the watcher to have received exactly the acknowledged messages,
@@ -422,39 +393,17 @@ func checkAckedHistory(t *testing.T, c *client, channel string, acks []pubAck, o
 // session and subscription.
 func checkWatched(t *testing.T, w *channelWatcher, acks []pubAck, mayReconnect bool) {
 	t.Helper()
-	want := map[uint64]int{} // seq → i
-	for _, a := range acks {
-		want[a.seq] = a.i
-	}
+	plain := plainAcks(acks)
 	eventually(t, 30*time.Second, "the watcher receives every acknowledged message", func() (bool, string) {
-		got := w.received()
-		seen := map[uint64]bool{}
-		for _, f := range got {
-			seen[f.Seq] = true
-		}
-		for _, a := range acks {
-			if !seen[a.seq] {
-				return false, fmt.Sprintf("%d received; missing message %d (seq %d); watcher: %s", len(got), a.i, a.seq, w.describe())
-			}
+		got := w.stored()
+		if a, missing := testkit.MissingAck(got, plain); missing {
+			return false, fmt.Sprintf("%d received; missing message %d (seq %d); watcher: %s", len(got), a.I, a.Seq, w.describe())
 		}
 		return true, ""
 	})
 	w.halt()
-	got := w.received()
-	var last uint64
-	for _, f := range got {
-		i, ok := want[f.Seq]
-		if !ok {
-			t.Fatalf("the watcher received seq %d, which no reply acknowledged: %s", f.Seq, f)
-		}
-		if n, ok := messageNumber(f.Data); !ok || n != i {
-			t.Fatalf("the watcher received seq %d with data %s, want message %d", f.Seq, f.Data, i)
-		}
-		if f.Seq <= last {
-			t.Fatalf("the watcher received seq %d after seq %d (a duplicate or out of order); watcher: %s", f.Seq, last, w.describe())
-		}
-		last = f.Seq
-	}
+	got := w.stored()
+	testkit.CheckDelivered(t, "the watcher", got, plain, w.describe)
 	t.Logf("watcher: %d messages; %s", len(got), w.describe())
 	if !mayReconnect {
 		if sessions, events := w.history(); sessions != 1 || len(events) != 0 {
@@ -518,10 +467,15 @@ func (w *channelWatcher) note(format string, args ...any) {
 	w.events = append(w.events, fmt.Sprintf(format, args...))
 }
 
-func (w *channelWatcher) received() []wsFrame {
+// stored is every message frame received, across sessions, as the shared checks take it.
+func (w *channelWatcher) stored() []testkit.Stored {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Clone(w.got)
+	out := make([]testkit.Stored, len(w.got))
+	for k, f := range w.got {
+		out[k] = testkit.Stored{Seq: f.Seq, Data: f.Data, Raw: f.String()}
+	}
+	return out
 }
 
 func (w *channelWatcher) history() (int, []string) {

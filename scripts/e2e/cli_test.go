@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // cliResult is one run of bin/artcafe.
@@ -28,7 +30,7 @@ type cliResult struct {
 }
 
 func (r cliResult) String() string {
-	return "exit " + strconv.Itoa(r.code) + "\n--- stdout:\n" + tail(r.stdout, 6000) + "\n--- stderr:\n" + tail(r.stderr, 3000)
+	return "exit " + strconv.Itoa(r.code) + "\n--- stdout:\n" + testkit.Tail(r.stdout, 6000) + "\n--- stderr:\n" + testkit.Tail(r.stderr, 3000)
 }
 
 // cliEnv is the environment of the CLI: the test's, without any ARTCAFE_* of the person
@@ -334,7 +336,7 @@ func TestCLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stderr := &syncBuffer{}
+		stderr := &testkit.SyncBuffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // client drives the gateway's HTTP API. Its checking methods take the *testing.T of the
@@ -32,7 +34,7 @@ type reply struct {
 }
 
 func (r reply) String() string {
-	return fmt.Sprintf("%s %s → %d %s", r.Method, r.Path, r.Status, tail(string(r.Body), 2000))
+	return fmt.Sprintf("%s %s → %d %s", r.Method, r.Path, r.Status, testkit.Tail(string(r.Body), 2000))
 }
 
 // decode unmarshals the body into v after zeroing it: json merges into existing maps, and

@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // consoleCSP is what SPEC §13 requires on /console and its files.
@@ -43,7 +45,7 @@ func chromePath(t *testing.T) string {
 // browser is one headless Chromium with one tab, and what the page reported.
 type browser struct {
 	ctx context.Context
-	out *syncBuffer // Chromium's own output
+	out *testkit.SyncBuffer // Chromium's own output
 
 	mu      sync.Mutex
 	console []string // console messages and exceptions of the page
@@ -60,7 +62,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	path := chromePath(t)
-	b := &browser{out: &syncBuffer{}}
+	b := &browser{out: &testkit.SyncBuffer{}}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -84,12 +86,12 @@ func newBrowser(t *testing.T) *browser {
 			b.mu.Lock()
 			t.Logf("page console:\n%s", strings.Join(b.console, "\n"))
 			b.mu.Unlock()
-			t.Logf("chromium output:\n%s", tail(b.out.String(), 5000))
+			t.Logf("chromium output:\n%s", testkit.Tail(b.out.String(), 5000))
 		}
 	})
 	// Start the browser, then listen to the page's console and inject the CSP probe.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting Chromium (%s): %v\n%s", path, err, tail(b.out.String(), 5000))
+		t.Fatalf("starting Chromium (%s): %v\n%s", path, err, testkit.Tail(b.out.String(), 5000))
 	}
 	messages := chromedp.Console(ctx)
 	go func() {

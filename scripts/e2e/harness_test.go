@@ -2,20 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,73 +19,8 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/artcafe-ai/pubsub/scripts/internal/localnats"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
-
-// syncBuffer collects a process's output for assertions and for the failure log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// tail is the end of s, enough to see why a process failed.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freePortRange finds n consecutive free ports (the launcher gives process i the
-// metrics port base+i).
-func freePortRange(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		base := freePort(t)
-		if base+n > 65535 {
-			continue
-		}
-		var ls []net.Listener
-		ok := true
-		for i := range n {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			_ = l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no range of free ports")
-	return 0
-}
 
 // stackEnv is one stack's settings: every one of them differs between stacks.
 type stackEnv struct {
@@ -109,35 +39,19 @@ type stackEnv struct {
 func newStackEnv(t *testing.T) stackEnv {
 	return stackEnv{
 		DataDir:     filepath.Join(t.TempDir(), "data"),
-		HTTPAddr:    "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		NATSURL:     "nats://127.0.0.1:" + strconv.Itoa(freePort(t)),
-		MetricsBase: freePortRange(t, 6),
+		HTTPAddr:    "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+		NATSURL:     "nats://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
+		MetricsBase: testkit.FreePortRange(t, 6),
 	}
 }
 
 func (s stackEnv) baseURL() string { return "http://" + s.HTTPAddr }
 
-// controlled are the variables the test sets itself; the caller's values never leak into
-// a leg (the embedded leg must not see the DYNAMODB_ENDPOINT that with-dynalite.sh exports).
-var controlledPrefixes = []string{"HTTP_ADDR=", "NATS_", "DATA_DIR=", "METRICS_ADDR=", "AUTH_", "STORE=",
-	"DYNAMODB_", "LOG_", "CORS_ALLOWED_ORIGINS=", "TRUSTED_PROXIES="}
-
 // environ is the environment of the launcher (or of one process) for this stack.
 func (s stackEnv) environ(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		keep := true
-		for _, p := range controlledPrefixes {
-			if strings.HasPrefix(kv, p) {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
+	// The caller's values of the variables set here never leak into a leg (the embedded
+	// leg must not see the DYNAMODB_ENDPOINT that with-dynalite.sh exports).
+	env := testkit.Environ(
 		"HTTP_ADDR="+s.HTTPAddr,
 		"NATS_URL="+s.NATSURL,
 		"DATA_DIR="+s.DataDir,
@@ -186,15 +100,6 @@ func (s stackEnv) natsConnect(t *testing.T, component string) *nats.Conn {
 	return nc
 }
 
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // token runs `launcher token args...` for this stack.
 func (s stackEnv) token(t *testing.T, args ...string) string {
 	t.Helper()
@@ -217,7 +122,7 @@ func (s stackEnv) token(t *testing.T, args ...string) string {
 type launcher struct {
 	env  stackEnv
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.SyncBuffer
 	done chan struct{}
 	err  error // Wait's result, once done is closed
 }
@@ -226,7 +131,7 @@ type launcher struct {
 // /health answers and lists the tenant service).
 func startLauncher(t *testing.T, env stackEnv) *launcher {
 	t.Helper()
-	l := &launcher{env: env, out: &syncBuffer{}, done: make(chan struct{})}
+	l := &launcher{env: env, out: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	l.cmd = exec.Command(filepath.Join(binDir, "launcher"), "run", "-stop-timeout", "15s")
 	l.cmd.Env = env.environ()
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
@@ -250,21 +155,21 @@ func startLauncher(t *testing.T, env stackEnv) *launcher {
 			}
 		}
 		if t.Failed() {
-			t.Logf("launcher output:\n%s", tail(l.out.String(), 40000))
+			t.Logf("launcher output:\n%s", testkit.Tail(l.out.String(), 40000))
 		}
 	})
 	deadline := time.After(90 * time.Second)
 	for !strings.Contains(l.out.String(), "ArtCafe PubSub is running") {
 		select {
 		case <-l.done:
-			t.Fatalf("launcher exited before the stack was ready (%v):\n%s", l.err, tail(l.out.String(), 20000))
+			t.Fatalf("launcher exited before the stack was ready (%v):\n%s", l.err, testkit.Tail(l.out.String(), 20000))
 		case <-deadline:
-			t.Fatalf("no banner within 90 s:\n%s", tail(l.out.String(), 20000))
+			t.Fatalf("no banner within 90 s:\n%s", testkit.Tail(l.out.String(), 20000))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	if strings.Contains(l.out.String(), "did not report a healthy stack") {
-		t.Fatalf("the launcher printed its banner without a healthy stack:\n%s", tail(l.out.String(), 20000))
+		t.Fatalf("the launcher printed its banner without a healthy stack:\n%s", testkit.Tail(l.out.String(), 20000))
 	}
 	return l
 }
@@ -276,7 +181,7 @@ func (l *launcher) bannerToken(t *testing.T) string {
 	t.Helper()
 	m := bannerToken.FindAllStringSubmatch(l.out.String(), -1)
 	if len(m) == 0 {
-		t.Fatalf("no TOKEN= line in the banner:\n%s", tail(l.out.String(), 5000))
+		t.Fatalf("no TOKEN= line in the banner:\n%s", testkit.Tail(l.out.String(), 5000))
 	}
 	return m[len(m)-1][1]
 }
@@ -290,17 +195,17 @@ func (l *launcher) stop(t *testing.T) {
 	select {
 	case <-l.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("launcher still running 60 s after SIGTERM:\n%s", tail(l.out.String(), 20000))
+		t.Fatalf("launcher still running 60 s after SIGTERM:\n%s", testkit.Tail(l.out.String(), 20000))
 	}
 	if l.err != nil {
 		var ee *exec.ExitError
 		if errors.As(l.err, &ee) {
-			t.Fatalf("launcher exited with %v after SIGTERM (want 0):\n%s", ee, tail(l.out.String(), 20000))
+			t.Fatalf("launcher exited with %v after SIGTERM (want 0):\n%s", ee, testkit.Tail(l.out.String(), 20000))
 		}
 		t.Fatal(l.err)
 	}
 	if !strings.Contains(l.out.String(), "all stopped") {
-		t.Fatalf("launcher exited 0 without its final line:\n%s", tail(l.out.String(), 5000))
+		t.Fatalf("launcher exited 0 without its final line:\n%s", testkit.Tail(l.out.String(), 5000))
 	}
 }
 
@@ -308,17 +213,7 @@ func (l *launcher) stop(t *testing.T) {
 // is reported.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, timeout, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, timeout, 50*time.Millisecond, what, cond)
 }
 
 // waitHealthy waits for /health 200 with at least one instance of each named service.

@@ -1,13 +1,12 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // Stamped into the binaries the test builds, so the micro discovery check can tell the
@@ -26,43 +25,14 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "artcafe-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	if err := build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building the binaries failed:", err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
-}
-
-// repoRoot is the folder with go.work above the test's working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory")
-		}
-		dir = parent
-	}
+	return testkit.RunWithBinaries(m, "e2e", build, func(dir string) { binDir = dir })
 }
 
 // build compiles every binary the Makefile builds (same discovery: gateway/cmd/*,
 // services/*/cmd/*, scripts/launcher, scripts/agent-login, cli/cmd/artcafe) into dir, without -race: these are the processes
 // under test, not the test itself.
 func build(dir string) error {
-	root, err := repoRoot()
+	root, err := testkit.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -78,12 +48,8 @@ func build(dir string) error {
 	}
 	pkgs = append(pkgs, "./scripts/launcher", "./scripts/agent-login", "./cli/cmd/artcafe")
 	ldflags := fmt.Sprintf("-X %s.Version=%s -X %s.GitSHA=%s", buildinfoPkg, buildVersion, buildinfoPkg, buildGitSHA)
-	args := append([]string{"build", "-ldflags", ldflags, "-o", dir + string(filepath.Separator)}, pkgs...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	if err := testkit.GoBuild(root, append([]string{"-ldflags", ldflags, "-o", dir + string(filepath.Separator)}, pkgs...)...); err != nil {
+		return err
 	}
 	for _, name := range []string{"launcher", "gateway", "tenant", "agent", "sshkey", "channel", "agent-login", "artcafe"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {

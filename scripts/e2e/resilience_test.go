@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/artcafe-ai/pubsub/scripts/internal/fleet"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // TestResilience kills the tenant service and then NATS under a running gateway and
@@ -21,13 +22,13 @@ import (
 // them. Embedded store only.
 func TestResilience(t *testing.T) {
 	env := newStackEnv(t)
-	env.Secret = randomHex(t, 32)
-	out := &syncBuffer{}
+	env.Secret = testkit.RandomHex(t, 32)
+	out := &testkit.SyncBuffer{}
 	sup := fleet.New(fleet.NewOutput(out, false, "nats", "tenant", "gateway"), 15*time.Second)
 	t.Cleanup(func() {
 		sup.Stop(context.Background())
 		if t.Failed() {
-			t.Logf("process output:\n%s", tail(out.String(), 40000))
+			t.Logf("process output:\n%s", testkit.Tail(out.String(), 40000))
 		}
 	})
 	proc := func(name, bin string, args []string, stage int, extra ...string) fleet.Process {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -102,7 +104,7 @@ func runScenario(t *testing.T, env stackEnv, c *client, st *story) {
 		c.expectError(t, http.StatusUnauthorized, "unauthorized", get, "/api/v1/tenants", bearer("garbage"))
 		c.expectError(t, http.StatusUnauthorized, "unauthorized", get, "/api/v1/me", header("Authorization", "Basic Zm9vOmJhcg=="))
 		other := env
-		other.Secret = randomHex(t, 32)
+		other.Secret = testkit.RandomHex(t, 32)
 		c.expectError(t, http.StatusUnauthorized, "unauthorized", get, "/api/v1/me", bearer(other.token(t, "-sub", "e2e-alice")))
 		c.expectError(t, http.StatusUnauthorized, "unauthorized", get, "/api/v1/me", apiKey("art_not-a-real-key"))
 		c.expectError(t, http.StatusBadRequest, "ambiguous_credentials", get, "/api/v1/me", bearer(alice), apiKey("art_x"))

@@ -24,6 +24,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // The embedded-store leg: the whole story through `launcher run`, then a restart on the
@@ -47,7 +48,7 @@ func TestDynamoDBStack(t *testing.T) {
 	}
 	env := newStackEnv(t)
 	env.Dynamo, env.Endpoint = true, endpoint
-	env.TablePrefix = "e2e-" + randomHex(t, 4) + "-"
+	env.TablePrefix = "e2e-" + testkit.RandomHex(t, 4) + "-"
 	runLeg(t, env, func(t *testing.T) {
 		tables := dynamoTables(t, endpoint)
 		for _, table := range []string{"tenants", "agents", "ssh-keys", "channels"} {
@@ -119,11 +120,11 @@ func checkLauncher(t *testing.T, l *launcher, c *client) {
 		"gateway  | started ",
 	} {
 		if !strings.Contains(out, want) {
-			t.Fatalf("launcher output lacks %q:\n%s", want, tail(out, 5000))
+			t.Fatalf("launcher output lacks %q:\n%s", want, testkit.Tail(out, 5000))
 		}
 	}
 	if !regexp.MustCompile(`(?m)^tenant   \| .+`).MatchString(strings.ReplaceAll(out, "tenant   | started", "")) {
-		t.Fatalf("no labelled output from the tenant service:\n%s", tail(out, 5000))
+		t.Fatalf("no labelled output from the tenant service:\n%s", testkit.Tail(out, 5000))
 	}
 	var me meReply
 	c.expect(t, http.StatusOK, &me, get, "/api/v1/me", bearer(l.bannerToken(t)))
@@ -209,10 +210,10 @@ func checkMetrics(t *testing.T, env stackEnv, c *client, tok string) {
 		return string(b)
 	}
 	if gw := scrape(env.MetricsBase); !strings.Contains(gw, "artcafe_http_requests_total") {
-		t.Fatalf("gateway metrics lack artcafe_http_requests_total:\n%s", tail(gw, 3000))
+		t.Fatalf("gateway metrics lack artcafe_http_requests_total:\n%s", testkit.Tail(gw, 3000))
 	}
 	if tn := scrape(env.MetricsBase + 1); !strings.Contains(tn, "artcafe_rpc_request") {
-		t.Fatalf("tenant metrics lack artcafe_rpc_request*:\n%s", tail(tn, 3000))
+		t.Fatalf("tenant metrics lack artcafe_rpc_request*:\n%s", testkit.Tail(tn, 3000))
 	}
 	if r := c.do(t, get, "/metrics"); r.Status == http.StatusOK {
 		t.Fatalf("metrics on the public port: %s", r)
@@ -234,7 +235,7 @@ func checkServiceMetrics(t *testing.T, env stackEnv) {
 		b, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "artcafe_rpc_request") {
-			t.Fatalf("%s metrics (%d) lack artcafe_rpc_request*:\n%s", m.name, resp.StatusCode, tail(string(b), 3000))
+			t.Fatalf("%s metrics (%d) lack artcafe_rpc_request*:\n%s", m.name, resp.StatusCode, testkit.Tail(string(b), 3000))
 		}
 	}
 }

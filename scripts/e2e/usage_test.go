@@ -20,6 +20,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsperm"
 	"github.com/artcafe-ai/pubsub/contracts/realtimev1"
 	"github.com/artcafe-ai/pubsub/scripts/internal/fleet"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // TestUsage is issue 5 end to end on real processes: a tenant's known API calls,
@@ -32,8 +33,8 @@ import (
 func TestUsage(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, env stackEnv) {
 		// The usage service needs a metrics port of its own: 7 processes.
-		env.MetricsBase = freePortRange(t, 7)
-		env.Secret = randomHex(t, 32)
+		env.MetricsBase = testkit.FreePortRange(t, 7)
+		env.Secret = testkit.RandomHex(t, 32)
 		f := startStackFleet(t, env)
 		c := newClient(env.baseURL())
 		var free freeTenant
@@ -80,12 +81,12 @@ type stackFleet struct {
 }
 
 func startStackFleet(t *testing.T, env stackEnv) *stackFleet {
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	f := &stackFleet{env: env, sup: fleet.New(fleet.NewOutput(out, false, usageOrder...), 15*time.Second), pids: map[string]int{}}
 	t.Cleanup(func() {
 		f.sup.Stop(context.Background())
 		if t.Failed() {
-			t.Logf("process output:\n%s", tail(out.String(), 40000))
+			t.Logf("process output:\n%s", testkit.Tail(out.String(), 40000))
 		}
 	})
 	for _, name := range usageOrder {

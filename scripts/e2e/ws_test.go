@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/artcafe-ai/pubsub/contracts/realtimev1"
+	"github.com/artcafe-ai/pubsub/scripts/internal/testkit"
 )
 
 // wsFrame is one frame a session received: decoded, and the bytes as they came.
@@ -314,7 +315,7 @@ func (s *wsSession) describe(from int) string {
 			break
 		}
 		b.WriteString("\n  ")
-		b.WriteString(tail(string(f.raw), 300))
+		b.WriteString(testkit.Tail(string(f.raw), 300))
 	}
 	if b.Len() == 0 {
 		return "(none)"
