@@ -2,13 +2,9 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
@@ -21,10 +17,6 @@ import (
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
 const maxAttempts = 8
-
-// compensateTimeout bounds the clean-up after a failed write sequence; it runs even when
-// the request's own context has ended.
-const compensateTimeout = 5 * time.Second
 
 // resumeAfter is how old a deletion mark must be before another request finishes the
 // deletion: longer than any request may run, so it never races the deletion that set it.
@@ -41,7 +33,7 @@ type Service struct {
 	events   Events
 	gauges   Gauges
 	now      func() time.Time
-	ids      *idSource
+	ids      *domain.IDs
 }
 
 // Option configures a Service.
@@ -50,15 +42,8 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// Gauges receives the tenant's count of agents after every change of it, for usage
-// metering (kit/gauge.Reporter); Report must not block.
-type Gauges interface {
-	Report(tenantID, kind string, value int64)
-}
-
-type noGauges struct{}
-
-func (noGauges) Report(string, string, int64) {}
+// Gauges receives the tenant's count after every change of it (usage metering).
+type Gauges = domain.Gauges
 
 // WithGauges sends the tenant's agent count to g after every change (usage gauges).
 func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
@@ -66,7 +51,7 @@ func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
 // NewService returns the use cases on repo, calling the sshkey service through keys and
 // the channel service through channels, and publishing through events.
 func NewService(repo Repository, keys Keys, channels Channels, events Events, opts ...Option) *Service {
-	s := &Service{repo: repo, keys: keys, channels: channels, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
+	s := &Service{repo: repo, keys: keys, channels: channels, events: events, gauges: domain.NoGauges{}, now: time.Now, ids: domain.NewIDs()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -84,40 +69,8 @@ func (s *Service) addTotal(ctx context.Context, tenantID string, delta int64, ma
 	return n, err
 }
 
-// idSource makes ULIDs that increase within this process, even within one millisecond.
-type idSource struct {
-	mu      sync.Mutex
-	entropy *ulid.MonotonicEntropy
-}
-
-func newIDSource() *idSource { return &idSource{entropy: ulid.Monotonic(rand.Reader, 0)} }
-
-func (g *idSource) next(t time.Time) (string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	id, err := ulid.New(ulid.Timestamp(t), g.entropy)
-	if err != nil {
-		return "", fmt.Errorf("agent id: %w", err)
-	}
-	return id.String(), nil
-}
-
 // backoff spreads out writers retrying the same item.
 var backoff = domain.Backoff
-
-// compensation collects undo steps of a write sequence; run executes them newest first
-// on a context that survives the request's, and logs what could not be undone.
-type compensation []func(ctx context.Context) error
-
-func (c compensation) run(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
-	defer cancel()
-	for i := len(c) - 1; i >= 0; i-- {
-		if err := c[i](cctx); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Msg("compensating a failed write left state behind")
-		}
-	}
-}
 
 // Create makes an agent in the caller's tenant and, when in.PublicKey is set,
 // registers that key for it through the sshkey service.
@@ -151,20 +104,20 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 		}
 		return Agent{}, nil, err
 	}
-	undo := compensation{func(ctx context.Context) error {
+	undo := domain.Compensation{func(ctx context.Context) error {
 		_, err := s.addTotal(ctx, tenantID, -1, nil)
 		return err
 	}}
 	if err := s.repo.AddStatus(ctx, tenantID, InitialStatus, 1); err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Agent{}, nil, err
 	}
 	undo = append(undo, func(ctx context.Context) error { return s.repo.AddStatus(ctx, tenantID, InitialStatus, -1) })
 
 	now := s.clock()
-	id, err := s.ids.next(now)
+	id, err := s.ids.Next(now)
 	if err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Agent{}, nil, err
 	}
 	a := Agent{Agent: agentv1.Agent{
@@ -177,7 +130,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 	}
 	normalize(&a.Agent)
 	if err := s.repo.Create(ctx, &a); err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Agent{}, nil, err
 	}
 	if in.PublicKey == "" {
@@ -196,7 +149,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in agentv1.CreateBody
 			_, err := s.repo.Remove(ctx, created)
 			return err
 		})
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Agent{}, nil, err
 	}
 	s.events.Changed(ctx, tenantID, eventsv1.ActionCreated, eventsv1.AgentRef{AgentID: id, Name: a.Name})
@@ -383,7 +336,7 @@ func (s *Service) statusMoved(ctx context.Context, old, a Agent) {
 }
 
 func (s *Service) moveStatusCount(ctx context.Context, tenantID, from, to string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domain.CompensateTimeout)
 	defer cancel()
 	if err := s.repo.AddStatus(cctx, tenantID, to, 1); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("status", to).Msg("status counter not incremented")
@@ -458,7 +411,7 @@ func (s *Service) finishDelete(ctx context.Context, a Agent) error {
 	}
 	if removed {
 		// Only the request that deleted the item uncounts it.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domain.CompensateTimeout)
 		defer cancel()
 		if _, err := s.addTotal(cctx, a.TenantID, -1, nil); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("agent counter not decremented")
@@ -474,7 +427,7 @@ func (s *Service) finishDelete(ctx context.Context, a Agent) error {
 
 // unmark takes a deletion mark back (the keys could not be deleted).
 func (s *Service) unmark(ctx context.Context, marked Agent) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domain.CompensateTimeout)
 	defer cancel()
 	back := marked
 	back.DeletingSince = nil

@@ -2,13 +2,9 @@ package channel
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
@@ -19,10 +15,6 @@ import (
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
 const maxAttempts = 8
-
-// compensateTimeout bounds the clean-up after a failed or finished write sequence; it
-// runs even when the request's own context has ended.
-const compensateTimeout = 5 * time.Second
 
 // Page sizes of lists and history reads.
 const (
@@ -38,7 +30,7 @@ type Service struct {
 	events   Events
 	gauges   Gauges
 	now      func() time.Time
-	ids      *idSource
+	ids      *domain.IDs
 }
 
 // Option configures a Service.
@@ -47,15 +39,8 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// Gauges receives the tenant's count of channels after every change of it, for usage
-// metering (kit/gauge.Reporter); Report must not block.
-type Gauges interface {
-	Report(tenantID, kind string, value int64)
-}
-
-type noGauges struct{}
-
-func (noGauges) Report(string, string, int64) {}
+// Gauges receives the tenant's count after every change of it (usage metering).
+type Gauges = domain.Gauges
 
 // WithGauges sends the tenant's channel count to g after every change (usage gauges).
 func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
@@ -63,7 +48,7 @@ func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
 // NewService returns the use cases on repo, asking the agent service through agents,
 // reading and purging stored messages through messages and publishing through events.
 func NewService(repo Repository, agents Agents, messages Messages, events Events, opts ...Option) *Service {
-	s := &Service{repo: repo, agents: agents, messages: messages, events: events, gauges: noGauges{}, now: time.Now, ids: newIDSource()}
+	s := &Service{repo: repo, agents: agents, messages: messages, events: events, gauges: domain.NoGauges{}, now: time.Now, ids: domain.NewIDs()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -81,31 +66,13 @@ func (s *Service) addTotal(ctx context.Context, tenantID string, delta int64, ma
 	return n, err
 }
 
-// idSource makes ULIDs that increase within this process, even within one millisecond.
-type idSource struct {
-	mu      sync.Mutex
-	entropy *ulid.MonotonicEntropy
-}
-
-func newIDSource() *idSource { return &idSource{entropy: ulid.Monotonic(rand.Reader, 0)} }
-
-func (g *idSource) next(t time.Time) (string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	id, err := ulid.New(ulid.Timestamp(t), g.entropy)
-	if err != nil {
-		return "", fmt.Errorf("channel id: %w", err)
-	}
-	return id.String(), nil
-}
-
 // backoff spreads out writers retrying the same item.
 var backoff = domain.Backoff
 
 // detached runs fn on a context that survives the request's (clean-up after the
 // commit), logging a failure as what.
 func detached(ctx context.Context, what string, fn func(ctx context.Context) error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), domain.CompensateTimeout)
 	defer cancel()
 	if err := fn(cctx); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg(what)
@@ -177,7 +144,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in channelv1.CreateBo
 	}
 
 	now := s.clock()
-	id, err := s.ids.next(now)
+	id, err := s.ids.Next(now)
 	if err != nil {
 		uncount()
 		return channelv1.Channel{}, err

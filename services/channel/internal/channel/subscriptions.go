@@ -40,7 +40,7 @@ func (s *Service) AddSubscription(ctx context.Context, actor Actor, channelID st
 	}
 
 	now := s.clock()
-	id, err := s.ids.next(now)
+	id, err := s.ids.Next(now)
 	if err != nil {
 		return channelv1.Subscription{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
 	"github.com/artcafe-ai/pubsub/contracts/validation"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Writes of a key, without transactions:
@@ -164,7 +165,7 @@ func (s *Service) prepare(sc Scope, in CreateInput) (Key, PublicKey, plans.Plan,
 // register writes a prepared key (see the write order at the top of this file).
 func (s *Service) register(ctx context.Context, sc Scope, p plans.Plan, pk PublicKey, k Key) (Key, error) {
 	now := s.clock()
-	id, err := s.ids.next(now)
+	id, err := s.ids.Next(now)
 	if err != nil {
 		return Key{}, err
 	}
@@ -174,11 +175,11 @@ func (s *Service) register(ctx context.Context, sc Scope, p plans.Plan, pk Publi
 	if err := s.claim(ctx, tenantID, pk.Fingerprint, id, now); err != nil {
 		return Key{}, err
 	}
-	undo := compensation{func(ctx context.Context) error { return s.releaseClaim(ctx, tenantID, pk.Fingerprint, id) }}
+	undo := domain.Compensation{func(ctx context.Context) error { return s.releaseClaim(ctx, tenantID, pk.Fingerprint, id) }}
 
 	limit := p.Limits.MaxSSHKeys // nil: unlimited, still counted
 	if _, err := s.addKeyCount(ctx, tenantID, 1, limit); err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		if errors.Is(err, ErrConflict) && limit != nil {
 			n, cerr := s.repo.KeyCount(ctx, tenantID)
 			if cerr != nil {
@@ -192,14 +193,14 @@ func (s *Service) register(ctx context.Context, sc Scope, p plans.Plan, pk Publi
 
 	for _, ix := range indexesOf(k) {
 		if err := s.repo.PutIndex(ctx, tenantID, ix, id); err != nil {
-			undo.run(ctx)
+			undo.Run(ctx)
 			return Key{}, err
 		}
 		undo = append(undo, func(ctx context.Context) error { return s.repo.DeleteIndex(ctx, tenantID, ix, id) })
 	}
 
 	if err := s.repo.CreateKey(ctx, &k); err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Key{}, err
 	}
 	return k, nil
@@ -490,14 +491,14 @@ func (s *Service) deleteKey(ctx context.Context, k Key) (bool, error) {
 	}
 	// The key is gone (the commit); what follows only tidies up, on a context that
 	// survives the request's. Failures leave items that reads ignore.
-	tidy := compensation{
+	tidy := domain.Compensation{
 		func(ctx context.Context) error { return s.uncount(ctx, k.TenantID) },
 		func(ctx context.Context) error { return s.releaseClaim(ctx, k.TenantID, k.Fingerprint, k.ID) },
 	}
 	for _, ix := range indexesOf(k) {
 		tidy = append(tidy, func(ctx context.Context) error { return s.repo.DeleteIndex(ctx, k.TenantID, ix, k.ID) })
 	}
-	tidy.run(ctx)
+	tidy.Run(ctx)
 	s.events.KeyChanged(ctx, k, sshkeyv1.ChangeDeleted)
 	return true, nil
 }

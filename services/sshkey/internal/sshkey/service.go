@@ -2,13 +2,8 @@ package sshkey
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"sync"
 	"time"
-
-	"github.com/oklog/ulid/v2"
-	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/usagev1"
@@ -26,9 +21,6 @@ const (
 const (
 	// maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
 	maxAttempts = 8
-	// compensateTimeout bounds the clean-up after a failed or finished write sequence;
-	// it runs even when the request's own context has ended.
-	compensateTimeout = 5 * time.Second
 	// DefaultClaimGrace is how old a fingerprint claim without its key must be before a
 	// create may take it over: younger, a create may still be writing the key.
 	DefaultClaimGrace = 30 * time.Second
@@ -66,7 +58,7 @@ type Service struct {
 	now        func() time.Time
 	limits     RateLimits
 	claimGrace time.Duration
-	ids        *idSource
+	ids        *domain.IDs
 }
 
 // Option configures a Service.
@@ -75,15 +67,8 @@ type Option func(*Service)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// Gauges receives the tenant's count of SSH keys after every change of it, for usage
-// metering (kit/gauge.Reporter); Report must not block.
-type Gauges interface {
-	Report(tenantID, kind string, value int64)
-}
-
-type noGauges struct{}
-
-func (noGauges) Report(string, string, int64) {}
+// Gauges receives the tenant's count after every change of it (usage metering).
+type Gauges = domain.Gauges
 
 // WithGauges sends the tenant's SSH key count to g after every change (usage gauges).
 func WithGauges(g Gauges) Option { return func(s *Service) { s.gauges = g } }
@@ -98,8 +83,8 @@ func WithClaimGrace(d time.Duration) Option { return func(s *Service) { s.claimG
 // through events.
 func NewService(repo Repository, agents Agents, events Events, opts ...Option) *Service {
 	s := &Service{
-		repo: repo, agents: agents, events: events, gauges: noGauges{}, now: time.Now,
-		limits: DefaultRateLimits(), claimGrace: DefaultClaimGrace, ids: newIDSource(),
+		repo: repo, agents: agents, events: events, gauges: domain.NoGauges{}, now: time.Now,
+		limits: DefaultRateLimits(), claimGrace: DefaultClaimGrace, ids: domain.NewIDs(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -136,39 +121,5 @@ func (sc Scope) plan() (plans.Plan, error) {
 	return p, nil
 }
 
-// idSource makes ULIDs with monotonic entropy, so ids made in one millisecond by this
-// process still sort in creation order.
-type idSource struct {
-	mu      sync.Mutex
-	entropy *ulid.MonotonicEntropy
-}
-
-func newIDSource() *idSource { return &idSource{entropy: ulid.Monotonic(rand.Reader, 0)} }
-
-func (g *idSource) next(t time.Time) (string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	id, err := ulid.New(ulid.Timestamp(t), g.entropy)
-	if err != nil {
-		return "", fmt.Errorf("key id: %w", err)
-	}
-	return id.String(), nil
-}
-
 // backoff spreads out writers retrying the same item.
 var backoff = domain.Backoff
-
-// compensation collects the undo (or tidy-up) steps of a write sequence; run executes
-// them newest first on a context that survives the request's, and logs what could not
-// be done (those leftovers are dangling items that reads ignore).
-type compensation []func(ctx context.Context) error
-
-func (c compensation) run(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
-	defer cancel()
-	for i := len(c) - 1; i >= 0; i-- {
-		if err := c[i](cctx); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Msg("undoing or tidying up a write sequence left an item behind")
-		}
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // SetPlan changes a tenant's plan, status or payment status (platform admins only). A
@@ -104,7 +105,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, actor Actor, tenantID string
 		t.UpdatedAt = s.clock()
 		return nil
 	}); err != nil {
-		compensation{func(ctx context.Context) error { return s.repo.DeleteAPIKey(ctx, hash) }}.run(ctx)
+		domain.Compensation{func(ctx context.Context) error { return s.repo.DeleteAPIKey(ctx, hash) }}.Run(ctx)
 		return "", err
 	}
 	if old != "" {

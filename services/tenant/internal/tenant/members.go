@@ -8,6 +8,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/tenantv1"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // The tenant item's owner_count guards "a tenant always keeps an owner" with one
@@ -180,7 +181,7 @@ func (s *Service) changeOwnerCount(ctx context.Context, tenantID string, delta i
 // restoreOwnerCount undoes a decrement whose member write did not happen. If it fails
 // the count stays one low: the safe direction.
 func (s *Service) restoreOwnerCount(ctx context.Context, tenantID string) {
-	compensation{func(ctx context.Context) error { return s.changeOwnerCount(ctx, tenantID, +1) }}.run(ctx)
+	domain.Compensation{func(ctx context.Context) error { return s.changeOwnerCount(ctx, tenantID, +1) }}.Run(ctx)
 }
 
 // roleChanged finishes a committed member change: a new owner is counted on the tenant

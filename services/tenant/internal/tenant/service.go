@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/patch"
@@ -27,10 +26,6 @@ const (
 
 // maxAttempts bounds optimistic read-modify-write retries before giving up with 409.
 const maxAttempts = 8
-
-// compensateTimeout bounds the clean-up after a failed write sequence; it runs even when
-// the request's own context has ended.
-const compensateTimeout = 5 * time.Second
 
 // Service holds the use cases.
 type Service struct {
@@ -141,21 +136,6 @@ func (s *Service) updateTenant(ctx context.Context, id string, fn func(t *Tenant
 // backoff spreads out writers retrying the same item.
 var backoff = domain.Backoff
 
-// compensation collects undo steps of a write sequence; run executes them newest first
-// on a context that survives the request's, and logs what could not be undone (those
-// leftovers are dangling items that reads ignore).
-type compensation []func(ctx context.Context) error
-
-func (c compensation) run(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
-	defer cancel()
-	for i := len(c) - 1; i >= 0; i-- {
-		if err := c[i](cctx); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Msg("compensating a failed write left an item behind")
-		}
-	}
-}
-
 // newAPIKey returns a fresh key (art_ + 32 random bytes, base64url) and its hash.
 func newAPIKey() (key, hash string) {
 	var b [32]byte
@@ -203,14 +183,14 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (Tena
 		}
 		return Tenant{}, "", err
 	}
-	undo := compensation{func(ctx context.Context) error {
+	undo := domain.Compensation{func(ctx context.Context) error {
 		_, err := s.repo.AddOwned(ctx, actor.ID, -1, nil)
 		return err
 	}}
 
 	id, err := uuid.NewRandom()
 	if err != nil {
-		undo.run(ctx)
+		undo.Run(ctx)
 		return Tenant{}, "", fmt.Errorf("tenant id: %w", err)
 	}
 	now := s.clock()
@@ -252,7 +232,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (Tena
 	}
 	for _, st := range steps {
 		if err := st.do(ctx); err != nil {
-			undo.run(ctx)
+			undo.Run(ctx)
 			return Tenant{}, "", err
 		}
 		if st.undo != nil {
