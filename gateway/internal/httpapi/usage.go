@@ -38,7 +38,7 @@ const (
 const rateLimitDescription = "**Rate limits.** Every call resolved to a tenant counts toward the plan's API calls per minute (fixed UTC minutes), shared by every gateway replica (within 10 %): " +
 	"tenant-scoped responses carry `RateLimit-Limit`, `RateLimit-Remaining` (an estimate across replicas) and `RateLimit-Reset` (seconds to the next minute); over the limit the answer is 429 `rate_limited` with `Retry-After`. " +
 	"`/auth/*`, unauthenticated calls, 429s and WebSocket frames do not count; plans without a limit (enterprise) get no such headers. " +
-	"The shared counters live in NATS JetStream key-value buckets; when those are unreachable the limits fail open (calls are allowed, the gateway logs a warning and counts `artcafe_limits_fail_open_total`)."
+	"The shared counters live in NATS JetStream counter streams; when those are unreachable the limits fail open (calls are allowed, the gateway logs a warning and counts `artcafe_limits_fail_open_total`)."
 
 // Usage and billing replies.
 type (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/artcafe-ai/pubsub/contracts/limitsv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/replication"
 )
 
 // The bucket (contracts/limitsv1.ConnBucket) holds each gateway's session count per
@@ -363,4 +364,27 @@ func (c *Connections) waitSeen(ctx context.Context, rev uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// bucket is a KV bucket created (or bound) on first use, and again after a failure.
+type bucket struct {
+	js  jetstream.JetStream
+	cfg jetstream.KeyValueConfig
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+func (b *bucket) get(ctx context.Context) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv != nil {
+		return b.kv, nil
+	}
+	kv, err := replication.KeyValue(ctx, b.js, b.cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.kv = kv
+	return kv, nil
 }

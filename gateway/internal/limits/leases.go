@@ -207,29 +207,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// bucket is a KV bucket created (or bound) on first use, and again after a failure.
-type bucket struct {
-	js  jetstream.JetStream
-	cfg jetstream.KeyValueConfig
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
-
-func (b *bucket) get(ctx context.Context) (jetstream.KeyValue, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.kv != nil {
-		return b.kv, nil
-	}
-	kv, err := replication.KeyValue(ctx, b.js, b.cfg)
-	if err != nil {
-		return nil, err
-	}
-	b.kv = kv
-	return kv, nil
-}
-
 // counter is a counter stream (NATS ≥ 2.12) created (or bound) on first use, and again
 // after a failure.
 type counter struct {
