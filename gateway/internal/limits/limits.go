@@ -44,7 +44,9 @@ type Config struct {
 type Limits struct {
 	rate, quota *Leases
 	metrics     *Metrics
-	now         func() time.Time
+	// tiers holds each plan's limits, read once: plans.Get copies a plan on every call.
+	tiers map[string]plans.Limits
+	now   func() time.Time
 }
 
 // New builds Limits over js; the buckets are created on first use (and again after a
@@ -67,6 +69,7 @@ func New(js jetstream.JetStream, cfg Config) (*Limits, error) {
 		rate:    newLeases(&counter{js: js, cfg: limitsv1.RateStreamConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
 		quota:   newLeases(&counter{js: js, cfg: limitsv1.QuotaStreamConfig(cfg.Replicas)}, cfg.Timeout, cfg.Metrics, cfg.Log),
 		metrics: cfg.Metrics,
+		tiers:   tierLimits(),
 		now:     time.Now,
 	}, nil
 }
@@ -81,18 +84,26 @@ type Decision struct {
 	Reset     int // seconds until the window ends (the next UTC minute)
 }
 
-// planOf is the plan of tier (a tier not in the table gets the default plan's limits).
-func planOf(tier string) plans.Plan {
-	p, ok := plans.Get(tier)
-	if !ok {
-		p, _ = plans.Get(plans.DefaultTier)
+// tierLimits maps every plan's id to its limits.
+func tierLimits() map[string]plans.Limits {
+	m := map[string]plans.Limits{}
+	for _, p := range plans.All() {
+		m[p.ID] = p.Limits
 	}
-	return p
+	return m
+}
+
+// limitsOf are the limits of tier (a tier not in the table gets the default plan's).
+func (l *Limits) limitsOf(tier string) plans.Limits {
+	if lim, ok := l.tiers[tier]; ok {
+		return lim
+	}
+	return l.tiers[plans.DefaultTier]
 }
 
 // APICall counts one API call of tenant on plan tier against the per-minute limit.
 func (l *Limits) APICall(ctx context.Context, tenant, tier string) Decision {
-	lim := planOf(tier).Limits.MaxAPICallsPerMinute
+	lim := l.limitsOf(tier).MaxAPICallsPerMinute
 	if lim == nil || *lim <= 0 {
 		return Decision{Allowed: true}
 	}
@@ -111,7 +122,7 @@ func (l *Limits) APICall(ctx context.Context, tenant, tier string) Decision {
 // Allow implements messaging.MessageQuota: n messages of tenant today against the plan's
 // daily quota; a refusal is 429 message_quota_exceeded until the next UTC midnight.
 func (l *Limits) Allow(ctx context.Context, tenant, tier string, n int) error {
-	lim := planOf(tier).Limits.MaxMessagesPerDay
+	lim := l.limitsOf(tier).MaxMessagesPerDay
 	if lim == nil || *lim <= 0 {
 		return nil
 	}
@@ -129,7 +140,7 @@ func (l *Limits) Allow(ctx context.Context, tenant, tier string, n int) error {
 // Refund implements messaging.MessageQuota: n messages allowed today that were not
 // stored (a failed publish, an idempotent replay) go back to this gateway's lease.
 func (l *Limits) Refund(tenant, tier string, n int) {
-	if lim := planOf(tier).Limits.MaxMessagesPerDay; lim == nil || *lim <= 0 {
+	if lim := l.limitsOf(tier).MaxMessagesPerDay; lim == nil || *lim <= 0 {
 		return
 	}
 	key, _ := l.quotaKey(tenant)

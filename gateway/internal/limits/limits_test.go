@@ -253,3 +253,12 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// planOf is the plan of tier (a tier not in the table gets the default plan's limits).
+func planOf(tier string) plans.Plan {
+	p, ok := plans.Get(tier)
+	if !ok {
+		p, _ = plans.Get(plans.DefaultTier)
+	}
+	return p
+}
