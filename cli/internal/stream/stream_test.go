@@ -41,7 +41,7 @@ func (l *lockedBuffer) lines() []string {
 func TestReconnectResumesWithSinceSeq(t *testing.T) {
 	var mu sync.Mutex
 	var sinces []uint64
-	var lastClose websocket.StatusCode = -1
+	lastClose := make(chan websocket.StatusCode, 1) // how the second connection ended, seen by the server
 	conns := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok" {
@@ -83,9 +83,7 @@ func TestReconnectResumesWithSinceSeq(t *testing.T) {
 		send(msg(2)) // a duplicate the client must not print twice
 		send(msg(3))
 		_, _, err = c.Read(ctx) // until the client closes
-		mu.Lock()
-		lastClose = websocket.CloseStatus(err)
-		mu.Unlock()
+		lastClose <- websocket.CloseStatus(err)
 	}))
 	defer srv.Close()
 
@@ -121,12 +119,18 @@ func TestReconnectResumesWithSinceSeq(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(sinces) != 2 || sinces[0] != 0 || sinces[1] != 2 {
 		t.Fatalf("since_seq of the subscriptions: %v (want [0 2])", sinces)
 	}
-	if lastClose != websocket.StatusNormalClosure {
-		t.Fatalf("the client closed with %d, want 1000", lastClose)
+	mu.Unlock()
+	// The server's handler records the close after the client's handshake ended: wait for it.
+	select {
+	case code := <-lastClose:
+		if code != websocket.StatusNormalClosure {
+			t.Fatalf("the client closed with %d, want 1000", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server never saw the second connection end")
 	}
 }
 
