@@ -7,6 +7,9 @@
 //	T#<tenant>  day#<YYYY-MM-DD>            the day row: JSON of usage.Day (counts, peak,
 //	                                        per-sender watermarks, gauges)
 //	T#<tenant>  active#<YYYY-MM-DD>#<agent> the agent had a session that day (no data)
+//	T#<tenant>  deleted                     the tenant was deleted (no data; kept: tenant
+//	                                        ids are never reused, and metering events
+//	                                        still in flight must not bring rows back)
 package repo
 
 import (
@@ -26,6 +29,7 @@ const (
 	tenantPrefix = "T#"
 	dayPrefix    = "day#"
 	activePrefix = "active#"
+	tombstoneSK  = "deleted"
 
 	// purgePage is how many items a purge deletes per read; queryPage is the page of
 	// the other reads.
@@ -54,6 +58,11 @@ func DayKey(tenantID, date string) store.Key {
 // ActiveKey is the key of an active-agent marker.
 func ActiveKey(tenantID, date, agentID string) store.Key {
 	return store.Key{PK: Partition(tenantID), SK: activePrefix + date + "#" + agentID}
+}
+
+// TombstoneKey is the key of the marker of a deleted tenant.
+func TombstoneKey(tenantID string) store.Key {
+	return store.Key{PK: Partition(tenantID), SK: tombstoneSK}
 }
 
 func domainErr(err error) error {
@@ -154,20 +163,44 @@ func (r *Repo) CountActive(ctx context.Context, tenantID, date string) (int64, e
 	}
 }
 
-// Purge implements usage.Repository. Each pass starts over: deleted items are gone from
-// the next query, so no cursor is needed.
+// MarkDeleted implements usage.Repository.
+func (r *Repo) MarkDeleted(ctx context.Context, tenantID string) error {
+	_, err := r.t.Put(ctx, store.Item{Key: TombstoneKey(tenantID), Data: []byte("{}")}, store.IfAbsent())
+	if errors.Is(err, store.ErrConditionFailed) {
+		return nil // marked before
+	}
+	return domainErr(err)
+}
+
+// Deleted implements usage.Repository.
+func (r *Repo) Deleted(ctx context.Context, tenantID string) (bool, error) {
+	_, err := r.t.Get(ctx, TombstoneKey(tenantID))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, domainErr(err)
+}
+
+// Purge implements usage.Repository: every item but the tombstone. Each pass starts over
+// (deleted items are gone from the next query), so no cursor is needed; a pass that
+// found only the tombstone is the last.
 func (r *Repo) Purge(ctx context.Context, tenantID string) error {
 	for {
 		page, err := r.t.Query(ctx, Partition(tenantID), store.QueryOptions{Limit: purgePage})
 		if err != nil {
 			return domainErr(err)
 		}
+		deleted := 0
 		for _, it := range page.Items {
+			if it.SK == tombstoneSK {
+				continue
+			}
 			if err := r.t.Delete(ctx, it.Key, store.IfExists()); err != nil && !errors.Is(err, store.ErrConditionFailed) {
 				return domainErr(err)
 			}
+			deleted++
 		}
-		if page.Cursor == "" {
+		if page.Cursor == "" || deleted == 0 {
 			return nil
 		}
 	}

@@ -77,6 +77,21 @@ func (s *Service) applyEntry(ctx context.Context, source string, batch uint64, e
 	if !validEntry(batch, e) {
 		return Invalid, nil
 	}
+	if gone, err := s.discarded(ctx, e.TenantID, false); gone || err != nil {
+		return Discarded, err
+	}
+	o, err := s.writeEntry(ctx, source, batch, e)
+	if err != nil {
+		return 0, err
+	}
+	if gone, err := s.discarded(ctx, e.TenantID, true); gone || err != nil {
+		return Discarded, err
+	}
+	return o, nil
+}
+
+// writeEntry writes the entry's active-agent markers and applies its counts to its row.
+func (s *Service) writeEntry(ctx context.Context, source string, batch uint64, e usagev1.CountsEntry) (Outcome, error) {
 	// Markers first: they are idempotent, so a crash after them and before the row is
 	// repaired by the redelivery, and a redelivered (skipped) entry finds them written.
 	for _, agentID := range e.ActiveAgents {
@@ -117,7 +132,7 @@ func (s *Service) applyEntry(ctx context.Context, source string, batch uint64, e
 
 // ApplyGauge records ev in the row of its day: the value with the latest instant wins
 // (the larger on a tie), so redelivered and out-of-order events end the same. A
-// malformed event is ErrMalformed.
+// malformed event is ErrMalformed; the event of a deleted tenant changes nothing.
 func (s *Service) ApplyGauge(ctx context.Context, ev usagev1.GaugeEvent) (changed bool, err error) {
 	known := false
 	for _, k := range GaugeKinds {
@@ -126,6 +141,21 @@ func (s *Service) ApplyGauge(ctx context.Context, ev usagev1.GaugeEvent) (change
 	if !validation.IsUUID(ev.TenantID) || !known || ev.At.IsZero() {
 		return false, fmt.Errorf("%w: gauge event %q of tenant %q at %v", ErrMalformed, ev.Kind, ev.TenantID, ev.At)
 	}
+	if gone, err := s.discarded(ctx, ev.TenantID, false); gone || err != nil {
+		return false, err
+	}
+	changed, err = s.writeGauge(ctx, ev)
+	if err != nil || !changed {
+		return changed, err
+	}
+	if gone, err := s.discarded(ctx, ev.TenantID, true); gone || err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// writeGauge applies the gauge to its day row; changed reports a write.
+func (s *Service) writeGauge(ctx context.Context, ev usagev1.GaugeEvent) (changed bool, err error) {
 	// A counter may dip below 0 for a moment (concurrent compensations); a count cannot.
 	v := max(ev.Value, 0)
 	date := usagev1.Day(ev.At)

@@ -64,6 +64,9 @@ const (
 	Inconsistent
 	// Invalid: the entry is malformed (tenant, date, batches); dropped.
 	Invalid
+	// Discarded: the tenant was deleted; the entry is dropped, and whatever it wrote
+	// while the deletion ran was removed again.
+	Discarded
 )
 
 func (o Outcome) String() string {
@@ -78,6 +81,8 @@ func (o Outcome) String() string {
 		return "inconsistent"
 	case Invalid:
 		return "invalid"
+	case Discarded:
+		return "discarded"
 	}
 	return "unknown"
 }
@@ -132,7 +137,10 @@ type Repository interface {
 	MarkActive(ctx context.Context, tenantID, date, agentID string) error
 	// CountActive counts the agents marked active on date.
 	CountActive(ctx context.Context, tenantID, date string) (int64, error)
-	// Purge deletes every item of the tenant (idempotent).
+	// MarkDeleted writes the tenant's tombstone (idempotent); Deleted reads it.
+	MarkDeleted(ctx context.Context, tenantID string) error
+	Deleted(ctx context.Context, tenantID string) (bool, error)
+	// Purge deletes every item of the tenant but its tombstone (idempotent).
 	Purge(ctx context.Context, tenantID string) error
 }
 
@@ -160,12 +168,36 @@ func NewService(repo Repository, opts ...Option) *Service {
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
-// Purge removes everything the usage service keeps for a deleted tenant.
+// Purge removes everything the usage service keeps for a deleted tenant. The tombstone
+// comes first: metering events of the tenant still in flight are discarded from then
+// on (see discarded), so no row comes back after the purge.
 func (s *Service) Purge(ctx context.Context, tenantID string) error {
 	if !validation.IsUUID(tenantID) {
 		return fmt.Errorf("usage: purge of a malformed tenant id %q", tenantID)
 	}
+	if err := s.repo.MarkDeleted(ctx, tenantID); err != nil {
+		return err
+	}
 	return s.repo.Purge(ctx, tenantID)
+}
+
+// discarded reports whether the tenant was deleted, and then removes what the caller
+// may have written for it. An applier asks before it writes (nothing to do for a
+// deleted tenant) and again after (a purge that ran in between has missed the write).
+// The second question closes the race: either the write came before the tombstone, and
+// the purge that follows the tombstone deletes it, or the question comes after the
+// tombstone and the purge is run again here.
+func (s *Service) discarded(ctx context.Context, tenantID string, wrote bool) (bool, error) {
+	deleted, err := s.repo.Deleted(ctx, tenantID)
+	if err != nil || !deleted {
+		return false, err
+	}
+	if wrote {
+		if err := s.repo.Purge(ctx, tenantID); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // Actor is who asks, as the gateway authenticated it.
