@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
-	"github.com/artcafe-ai/pubsub/services/channel/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/channel"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/events"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/stream"
+	"github.com/artcafe-ai/pubsub/services/kit/agentlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
 	"github.com/artcafe-ai/pubsub/services/kit/gauge"
 	"github.com/artcafe-ai/pubsub/services/kit/service"
@@ -43,7 +43,7 @@ func spec() service.Spec {
 			}
 			gauges := gauge.New(d.JetStream, d.Log, gauge.WithReplicas(d.Replicas))
 			d.Go("gauge reporter", gauges.Run)
-			svc := channel.NewService(repo.New(d.Table), agents.New(d.Client), messages, events.NewPublisher(d.NATS, d.Log), channel.WithGauges(gauges))
+			svc := channel.NewService(repo.New(d.Table), agentlookup.New(d.Client, channel.ErrNotFound, channel.ErrUnavailable), messages, events.NewPublisher(d.NATS, d.Log), channel.WithGauges(gauges))
 			d.Go("trimmer", stream.NewTrimmer(messages, svc, d.Log).Run)
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},

@@ -17,13 +17,13 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc/natsrpctest"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
-	"github.com/artcafe-ai/pubsub/services/channel/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/agenttest"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/channel"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/events"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/repo"
 	"github.com/artcafe-ai/pubsub/services/channel/internal/stream"
+	"github.com/artcafe-ai/pubsub/services/kit/agentlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
 	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
@@ -62,7 +62,7 @@ func start(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	fa := agenttest.Start(t, natsrpctest.Connect(t, ns))
-	svc := channel.NewService(repo.New(table), agents.New(natsrpc.NewClient(nc)), messages, events.NewPublisher(nc, zerolog.Nop()))
+	svc := channel.NewService(repo.New(table), agentlookup.New(natsrpc.NewClient(nc), channel.ErrNotFound, channel.ErrUnavailable), messages, events.NewPublisher(nc, zerolog.Nop()))
 	srv := natsrpc.NewServer(nc, zerolog.Nop())
 	ms, err := natsx.AddService(nc, natsx.ServiceInfo{Name: channelv1.Service, Description: "test", ContractVersion: channelv1.Version})
 	if err != nil {

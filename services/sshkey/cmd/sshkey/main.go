@@ -4,10 +4,10 @@ package main
 
 import (
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/services/kit/agentlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/cascade"
 	"github.com/artcafe-ai/pubsub/services/kit/gauge"
 	"github.com/artcafe-ai/pubsub/services/kit/service"
-	"github.com/artcafe-ai/pubsub/services/sshkey/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/events"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/repo"
@@ -25,7 +25,7 @@ func spec() service.Spec {
 		Setup: func(d service.Deps) (cascade.Purger, error) {
 			gauges := gauge.New(d.JetStream, d.Log, gauge.WithReplicas(d.Replicas))
 			d.Go("gauge reporter", gauges.Run)
-			svc := sshkey.NewService(repo.New(d.Table), agents.New(d.Client), events.NewPublisher(d.NATS, d.Log), sshkey.WithGauges(gauges))
+			svc := sshkey.NewService(repo.New(d.Table), agentlookup.New(d.Client, sshkey.ErrNotFound, sshkey.ErrUnavailable), events.NewPublisher(d.NATS, d.Log), sshkey.WithGauges(gauges))
 			return svc.Purge, natsapi.Register(d.Micro, d.Server, svc)
 		},
 	}

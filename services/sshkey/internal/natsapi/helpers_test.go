@@ -24,10 +24,10 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc/natsrpctest"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
+	"github.com/artcafe-ai/pubsub/services/kit/agentlookup"
 	"github.com/artcafe-ai/pubsub/services/kit/natsx"
 	"github.com/artcafe-ai/pubsub/services/kit/store"
 	"github.com/artcafe-ai/pubsub/services/kit/store/storetest"
-	"github.com/artcafe-ai/pubsub/services/sshkey/internal/agents"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/events"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/natsapi"
 	"github.com/artcafe-ai/pubsub/services/sshkey/internal/repo"
@@ -158,7 +158,7 @@ func startWith(t *testing.T, wrap func(store.Table) store.Table, opts ...sshkey.
 	logs := &logBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	fa := startFakeAgents(t, ns)
-	svc := sshkey.NewService(repo.New(svcTable), agents.New(natsrpc.NewClient(nc)), events.NewPublisher(nc, log),
+	svc := sshkey.NewService(repo.New(svcTable), agentlookup.New(natsrpc.NewClient(nc), sshkey.ErrNotFound, sshkey.ErrUnavailable), events.NewPublisher(nc, log),
 		append([]sshkey.Option{sshkey.WithClock(clk.Now)}, opts...)...)
 	srv := natsrpc.NewServer(nc, log)
 	ms, err := natsx.AddService(nc, natsx.ServiceInfo{Name: sshkeyv1.Service, Description: "test", ContractVersion: sshkeyv1.Version})
