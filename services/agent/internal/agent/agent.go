@@ -10,7 +10,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/artcafe-ai/pubsub/contracts/agentv1"
@@ -18,7 +17,7 @@ import (
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
 	"github.com/artcafe-ai/pubsub/contracts/sshkeyv1"
-	"github.com/artcafe-ai/pubsub/contracts/validation"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Agent is an agent as stored: the wire resource plus bookkeeping.
@@ -145,41 +144,14 @@ type Events interface {
 	StatusChanged(ctx context.Context, tenantID string, st eventsv1.AgentStatus)
 }
 
-// Actor is who asks, as the gateway authenticated it (services trust the identity:
-// only the gateway and services may publish on svc.>).
-type Actor struct {
-	TenantID string
-	Kind     natsrpc.PrincipalKind
-	// ID is the user id, the agent id for agent tokens, or the tenant id for API keys.
-	ID   string
-	Role string
-	// Plan is the tenant's tier as the gateway resolved it (≤ 5 s old).
-	Plan string
-}
+// Actor is who asks (domain.Actor), with the agent service's access rules.
+type Actor domain.Actor
 
 // ActorFrom is the actor of a request context.
-func ActorFrom(ctx context.Context) Actor {
-	id := natsrpc.IdentityFrom(ctx)
-	return Actor{TenantID: id.TenantID, Kind: id.Kind, ID: id.PrincipalID, Role: id.Role, Plan: id.Plan}
-}
+func ActorFrom(ctx context.Context) Actor { return Actor(domain.ActorFrom(ctx)) }
 
-// tenant is the tenant every tenant-scoped operation works in. The gateway always sets
-// it; a missing or malformed one is a programming error (500, logged), never a 4xx.
-func (a Actor) tenant() (string, error) {
-	if !validation.IsUUID(a.TenantID) {
-		return "", fmt.Errorf("agent: the caller's identity carries no valid tenant id (%q)", a.TenantID)
-	}
-	return a.TenantID, nil
-}
-
-// plan is the caller's plan; an unknown one is a programming error (500, logged).
-func (a Actor) plan() (plans.Plan, error) {
-	p, ok := plans.Get(a.Plan)
-	if !ok {
-		return plans.Plan{}, fmt.Errorf("agent: the caller's identity carries no known plan (%q)", a.Plan)
-	}
-	return p, nil
-}
+func (a Actor) tenant() (string, error)   { return domain.Actor(a).Tenant() }
+func (a Actor) plan() (plans.Plan, error) { return domain.Actor(a).TenantPlan() }
 
 // access says what an actor may do (SPEC §13): viewers read, members and API keys
 // manage, an agent sees and edits only its own record and learns nothing of others.

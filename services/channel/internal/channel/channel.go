@@ -12,13 +12,12 @@ package channel
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/artcafe-ai/pubsub/contracts/channelv1"
 	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
 	"github.com/artcafe-ai/pubsub/contracts/plans"
-	"github.com/artcafe-ai/pubsub/contracts/validation"
+	"github.com/artcafe-ai/pubsub/services/kit/domain"
 )
 
 // Channel is a channel as the repository reads it: the wire resource with its
@@ -138,41 +137,14 @@ type Events interface {
 	SubscriptionRemoved(ctx context.Context, tenantID, channelID, agentID string)
 }
 
-// Actor is who asks, as the gateway authenticated it (services trust the identity:
-// only the gateway and services may publish on svc.>).
-type Actor struct {
-	TenantID string
-	Kind     natsrpc.PrincipalKind
-	// ID is the user id, the agent id for agent tokens, or the tenant id for API keys.
-	ID   string
-	Role string
-	// Plan is the tenant's tier as the gateway resolved it (≤ 5 s old).
-	Plan string
-}
+// Actor is who asks (domain.Actor), with the channel service's access rules.
+type Actor domain.Actor
 
 // ActorFrom is the actor of a request context.
-func ActorFrom(ctx context.Context) Actor {
-	id := natsrpc.IdentityFrom(ctx)
-	return Actor{TenantID: id.TenantID, Kind: id.Kind, ID: id.PrincipalID, Role: id.Role, Plan: id.Plan}
-}
+func ActorFrom(ctx context.Context) Actor { return Actor(domain.ActorFrom(ctx)) }
 
-// tenant is the tenant every tenant-scoped operation works in. The gateway always sets
-// it; a missing or malformed one is a programming error (500, logged), never a 4xx.
-func (a Actor) tenant() (string, error) {
-	if !validation.IsUUID(a.TenantID) {
-		return "", fmt.Errorf("channel: the caller's identity carries no valid tenant id (%q)", a.TenantID)
-	}
-	return a.TenantID, nil
-}
-
-// plan is the caller's plan; an unknown one is a programming error (500, logged).
-func (a Actor) plan() (plans.Plan, error) {
-	p, ok := plans.Get(a.Plan)
-	if !ok {
-		return plans.Plan{}, fmt.Errorf("channel: the caller's identity carries no known plan (%q)", a.Plan)
-	}
-	return p, nil
-}
+func (a Actor) tenant() (string, error)   { return domain.Actor(a).Tenant() }
+func (a Actor) plan() (plans.Plan, error) { return domain.Actor(a).TenantPlan() }
 
 // access says what an actor may do (SPEC §13): viewers, API keys and agents read
 // channels, messages and subscriptions; members and API keys manage them.

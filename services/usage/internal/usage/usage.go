@@ -200,19 +200,14 @@ func (s *Service) discarded(ctx context.Context, tenantID string, wrote bool) (b
 	return true, nil
 }
 
-// Actor is who asks, as the gateway authenticated it.
-type Actor struct {
-	TenantID string
-	Kind     natsrpc.PrincipalKind
-	Role     string
-	Plan     string
-}
+// Actor is who asks (domain.Actor), with the usage service's access rules.
+type Actor domain.Actor
 
 // ActorFrom is the actor of a request context.
-func ActorFrom(ctx context.Context) Actor {
-	id := natsrpc.IdentityFrom(ctx)
-	return Actor{TenantID: id.TenantID, Kind: id.Kind, Role: id.Role, Plan: id.Plan}
-}
+func ActorFrom(ctx context.Context) Actor { return Actor(domain.ActorFrom(ctx)) }
+
+func (a Actor) tenant() (string, error)   { return domain.Actor(a).Tenant() }
+func (a Actor) plan() (plans.Plan, error) { return domain.Actor(a).TenantPlan() }
 
 // mayRead: any role in the tenant and API keys read usage; agent tokens do not (SPEC §13).
 func (a Actor) mayRead() error {
@@ -228,24 +223,6 @@ func (a Actor) mayRead() error {
 		return errorf(ErrForbidden, "agent tokens may not read usage")
 	}
 	return errorf(ErrForbidden, "this caller may not read usage")
-}
-
-// tenant is the tenant of the read. The gateway always sets it; a missing or malformed
-// one is a programming error (500, logged), never a 4xx.
-func (a Actor) tenant() (string, error) {
-	if !validation.IsUUID(a.TenantID) {
-		return "", fmt.Errorf("usage: the caller's identity carries no valid tenant id (%q)", a.TenantID)
-	}
-	return a.TenantID, nil
-}
-
-// plan is the caller's plan; an unknown one is a programming error (500, logged).
-func (a Actor) plan() (plans.Plan, error) {
-	p, ok := plans.Get(a.Plan)
-	if !ok {
-		return plans.Plan{}, fmt.Errorf("usage: the caller's identity carries no known plan (%q)", a.Plan)
-	}
-	return p, nil
 }
 
 // backoff spreads out writers retrying the same item.
