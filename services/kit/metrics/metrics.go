@@ -93,10 +93,6 @@ func RPCObserver(reg prometheus.Registerer, service string) natsrpc.Observer {
 		ConstLabels: constLabels,
 		Buckets:     rpcBuckets,
 	}, []string{"op"}))
-	// The children are looked up once per (op, status) and kept: WithLabelValues hashes
-	// the label values and takes a lock on every call, which every request paid. The
-	// cache is a map replaced on a miss (copy on write), so a hit is one atomic load and
-	// one map read, without a lock or an allocation.
 	type key struct {
 		op     string
 		status int
@@ -105,38 +101,56 @@ func RPCObserver(reg prometheus.Registerer, service string) natsrpc.Observer {
 		requests prometheus.Counter
 		duration prometheus.Observer
 	}
-	var (
-		mu    sync.Mutex // serializes misses
-		cache atomic.Pointer[map[key]children]
-	)
-	cache.Store(&map[key]children{})
-	lookup := func(k key) children {
-		if c, ok := (*cache.Load())[k]; ok {
-			return c
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		old := *cache.Load()
-		if c, ok := old[k]; ok {
-			return c
-		}
-		c := children{
+	cache := NewChildCache(func(k key) children {
+		return children{
 			requests: requests.WithLabelValues(k.op, strconv.Itoa(k.status)),
 			duration: duration.WithLabelValues(k.op),
 		}
-		next := make(map[key]children, len(old)+1)
-		for kk, v := range old {
-			next[kk] = v
-		}
-		next[k] = c
-		cache.Store(&next)
-		return c
-	}
+	})
 	return func(op string, status int, d time.Duration) {
-		c := lookup(key{op, status})
+		c := cache.Get(key{op, status})
 		c.requests.Inc()
 		c.duration.Observe(d.Seconds())
 	}
+}
+
+// ChildCache keeps the metric children of each key once looked up: WithLabelValues
+// hashes the label values and takes a lock on every call, which every request would
+// pay. The cache is a map replaced on a miss (copy on write), so a hit is one atomic
+// load and one map read, without a lock or an allocation. Keys are label values of
+// bounded cardinality (routes, operations, statuses).
+type ChildCache[K comparable, V any] struct {
+	mu      sync.Mutex // serializes misses
+	m       atomic.Pointer[map[K]V]
+	resolve func(K) V
+}
+
+// NewChildCache returns a cache whose misses call resolve (which looks the children up).
+func NewChildCache[K comparable, V any](resolve func(K) V) *ChildCache[K, V] {
+	c := &ChildCache[K, V]{resolve: resolve}
+	c.m.Store(&map[K]V{})
+	return c
+}
+
+// Get returns the children of k.
+func (c *ChildCache[K, V]) Get(k K) V {
+	if v, ok := (*c.m.Load())[k]; ok {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.m.Load()
+	if v, ok := old[k]; ok {
+		return v
+	}
+	v := c.resolve(k)
+	next := make(map[K]V, len(old)+1)
+	for kk, vv := range old {
+		next[kk] = vv
+	}
+	next[k] = v
+	c.m.Store(&next)
+	return v
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
