@@ -78,7 +78,7 @@ func (s *Service) applyEntry(ctx context.Context, source string, batch uint64, e
 		return Invalid, nil
 	}
 	if gone, err := s.discarded(ctx, e.TenantID, false); gone || err != nil {
-		return Discarded, err
+		return Discarded, err // the error, when there is one, is what counts
 	}
 	o, err := s.writeEntry(ctx, source, batch, e)
 	if err != nil {
