@@ -275,7 +275,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind", "verdict"}),
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "artcafe_usage_entries_total",
-			Help: "Entries of metering events by kind and outcome (applied, skipped, gap, inconsistent, invalid).",
+			Help: "Entries of metering events by kind and outcome (applied, skipped, gap, inconsistent, invalid, discarded: the tenant was deleted).",
 		}, []string{"kind", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "artcafe_usage_apply_duration_seconds",
