@@ -91,8 +91,8 @@ func TestEventsOfADeletedTenantAreDiscarded(t *testing.T) {
 		t.Fatalf("gauge after the purge: changed %v, %v", changed, err)
 	}
 
-	// During the purge: the event's first look finds no tombstone, then the whole
-	// deletion runs, then the event writes its marker and row.
+	// During the purge: the event's first look finds no tombstone and it writes its
+	// active-agent marker, then the whole deletion runs, then the event writes its row.
 	table2 := storetest.NewTable(t, repo.Table)
 	r2 := &racingRepo{Repository: repo.New(table2)}
 	svc2 := usage.NewService(r2, usage.WithClock(func() time.Time { return at }))
