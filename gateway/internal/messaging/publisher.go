@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,6 +96,8 @@ type Publisher struct {
 
 	streamMu sync.Mutex
 	stream   jetstream.Stream // for reading back the first publish of a duplicate; lazily
+
+	settling chan struct{} // one slot per publish being settled (settle)
 }
 
 // NewPublisher builds a Publisher over js (the gateway's JetStream context). The stream
@@ -106,7 +109,8 @@ func NewPublisher(js jetstream.JetStream, channels *Channels, quota MessageQuota
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultPublishTimeout
 	}
-	p := &Publisher{js: js, channels: channels, quota: quota, cfg: cfg, now: time.Now, maxBytes: map[string]int{}}
+	p := &Publisher{js: js, channels: channels, quota: quota, cfg: cfg, now: time.Now, maxBytes: map[string]int{},
+		settling: make(chan struct{}, maxSettling)}
 	for _, pl := range plans.All() {
 		p.maxBytes[pl.ID] = limitBytes(pl.Limits.MaxMessageBytes)
 	}
@@ -192,8 +196,8 @@ func (p *Publisher) Publish(ctx context.Context, in PublishInput) (messagev1.Pub
 	}
 	out, replayed, err := p.publish(ctx, k, info, sender, data, in.IdempotencyKey)
 	if err != nil || replayed {
-		// Nothing new was stored (a failed publish may have been stored after all; the
-		// quota errs towards the tenant then, the usage count does not see it).
+		// Nothing new was stored (a failed publish may have been stored after all: the
+		// quota errs towards the tenant then; the usage count sees it once settled).
 		p.quota.Refund(k.tenant, in.Plan, 1)
 	} else if p.cfg.Usage != nil {
 		p.cfg.Usage.Published(k.tenant, 1)
@@ -225,8 +229,14 @@ func (p *Publisher) publish(ctx context.Context, k chanKey, info ChannelInfo, se
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.Timeout)
 		defer cancel()
 	}
-	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
+	msg := &nats.Msg{Subject: subject, Header: h, Data: data}
+	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
+		var rejected *jetstream.APIError
+		if idemKey != "" && !errors.As(err, &rejected) {
+			// No ack, and no rejection either: the message may be stored.
+			p.settleLater(k.tenant, msg, out.MessageID)
+		}
 		return messagev1.Published{}, false, p.publishError(err)
 	}
 	out.Seq = ack.Sequence
@@ -238,6 +248,87 @@ func (p *Publisher) publish(ctx context.Context, k chanKey, info ChannelInfo, se
 		return messagev1.Published{}, false, err
 	}
 	return first, true, nil
+}
+
+// settleFor bounds the settling of one publish: well inside the stream's duplicate
+// window, so a re-publish can never store a second copy. maxSettling bounds the
+// publishes settled at once (a long outage times out many).
+const (
+	settleFor   = messagev1.DedupWindow / 2
+	maxSettling = 1024
+)
+
+// settleLater settles a keyed publish whose ack never came, in the background: the
+// client was told the outcome is unknown (503/504) and the message may be stored.
+// Usage counts every stored message once, by the attempt that stored it: on its ack,
+// or here.
+func (p *Publisher) settleLater(tenantID string, m *nats.Msg, messageID string) {
+	select {
+	case p.settling <- struct{}{}:
+	default:
+		p.cfg.Log.Warn().Str("tenant_id", tenantID).Msg("too many publishes being settled: this one is not counted if it was stored")
+		return
+	}
+	// The data is the caller's buffer (not retained after Publish); the headers are ours.
+	m = &nats.Msg{Subject: m.Subject, Header: m.Header, Data: bytes.Clone(m.Data)}
+	go func() {
+		defer func() { <-p.settling }()
+		p.settle(tenantID, m, messageID)
+	}()
+}
+
+// settle re-publishes m — same Nats-Msg-Id, same message id — until an ack comes. A
+// fresh ack means the re-publish stored it; a duplicate ack points at the stored copy,
+// whose message id tells whether this attempt stored it (a client's retry, through
+// this gateway or another, counts the copy it stored itself). The client's own retry
+// with the same Idempotency-Key finds the stored copy either way.
+func (p *Publisher) settle(tenantID string, m *nats.Msg, messageID string) {
+	deadline := time.Now().Add(settleFor)
+	wait := 250 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+		mine, err := p.storedBy(ctx, m, messageID)
+		cancel()
+		if err == nil {
+			if mine && p.cfg.Usage != nil {
+				p.cfg.Usage.Published(tenantID, 1)
+			}
+			return
+		}
+		// Every failure is retried: the original may still be in flight (a clustered
+		// stream answers "duplicate message id is in process" until it is applied).
+		if time.Until(deadline) < wait {
+			p.cfg.Log.Warn().Err(err).Str("tenant_id", tenantID).Msg("settling a publish gave up: not counted if it was stored")
+			return
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// storedBy publishes m and reports whether the stored copy is the one with messageID.
+// A copy trimmed away since cannot tell: it is not counted (the error favours the
+// tenant).
+func (p *Publisher) storedBy(ctx context.Context, m *nats.Msg, messageID string) (bool, error) {
+	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	if err != nil {
+		return false, err
+	}
+	if !ack.Duplicate {
+		return true, nil
+	}
+	s, err := p.messages(ctx)
+	if err != nil {
+		return false, err
+	}
+	stored, err := s.GetMsg(ctx, ack.Sequence)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return stored.Header.Get(messagev1.HeaderMessageID) == messageID, nil
 }
 
 // first reads back the message a duplicate ack points at (the first publish with the

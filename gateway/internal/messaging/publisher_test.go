@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -28,6 +30,12 @@ type publishEnv struct {
 
 func newPublishEnv(t *testing.T, withStream bool) *publishEnv {
 	t.Helper()
+	return newPublishEnvCounting(t, withStream, nil)
+}
+
+// newPublishEnvCounting is newPublishEnv with usage counted by usage.
+func newPublishEnvCounting(t *testing.T, withStream bool, usage UsageRecorder) *publishEnv {
+	t.Helper()
 	ns := natsrpctest.Server(t)
 	js, err := jetstream.New(natsrpctest.Connect(t, ns))
 	if err != nil {
@@ -42,7 +50,7 @@ func newPublishEnv(t *testing.T, withStream bool) *publishEnv {
 		}
 	}
 	channels, _ := newTestChannels(t, e.src, ChannelsConfig{})
-	if e.p, err = NewPublisher(js, channels, Unlimited{}, PublisherConfig{Timeout: 2 * time.Second}); err != nil {
+	if e.p, err = NewPublisher(js, channels, Unlimited{}, PublisherConfig{Timeout: 2 * time.Second, Usage: usage}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -150,5 +158,83 @@ func TestTrimJSONSpace(t *testing.T) {
 		if got := string(trimJSONSpace([]byte(in))); got != want {
 			t.Fatalf("%q → %q, want %q", in, got, want)
 		}
+	}
+}
+
+// publishedCount is a UsageRecorder counting every tenant's stored messages.
+type publishedCount struct{ n atomic.Int64 }
+
+func (c *publishedCount) Published(_ string, n int) { c.n.Add(int64(n)) }
+
+// A keyed publish whose ack never comes (here: no stream yet, as during an outage) is
+// settled in the background: once the store is back the message is stored, counted
+// once, and the client's retry with the same key finds it and is not counted again.
+func TestUnacknowledgedKeyedPublishIsSettledAndCountedOnce(t *testing.T) {
+	counted := &publishedCount{}
+	e := newPublishEnvCounting(t, false, counted)
+	ch := ulid.Make().String()
+	e.src.put(tenantA, ch, channelv1.TypePublic, 0)
+	in := PublishInput{TenantID: tenantA, ChannelID: ch, Principal: member, Role: natsrpc.RoleMember, Plan: plans.Free,
+		Data: []byte(`{"n":1}`), IdempotencyKey: "k1"}
+	ctx := context.Background()
+	if _, _, err := e.p.Publish(ctx, in); !isStatus(err, http.StatusServiceUnavailable) {
+		t.Fatalf("publish without the stream: %v", err)
+	}
+	in.Data[5] = '9' // the caller's buffer is reused after Publish returns
+	stream, err := e.js.CreateStream(ctx, messagev1.StreamConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for counted.n.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the unacknowledged publish was never settled")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stored, err := stream.GetLastMsgForSubject(ctx, messagev1.Subject(tenantA, ch))
+	if err != nil || string(stored.Data) != `{"n":1}` {
+		t.Fatalf("stored: %v %v", stored, err)
+	}
+	in.Data = []byte(`{"n":1}`)
+	again, replayed, err := e.p.Publish(ctx, in)
+	if err != nil || !replayed || again.Seq != stored.Sequence || again.MessageID != stored.Header.Get(messagev1.HeaderMessageID) {
+		t.Fatalf("the client's retry = %+v %v %v; stored seq %d", again, replayed, err, stored.Sequence)
+	}
+	time.Sleep(300 * time.Millisecond) // a second count would come from a second settle
+	if n := counted.n.Load(); n != 1 {
+		t.Fatalf("counted %d times", n)
+	}
+}
+
+// Settling counts the stored copy only when this attempt stored it: the original
+// attempt whose ack was lost, not a later attempt with the same key that found it.
+func TestSettleCountsOnlyTheCopyItStored(t *testing.T) {
+	counted := &publishedCount{}
+	e := newPublishEnvCounting(t, true, counted)
+	ctx := context.Background()
+	subject := messagev1.Subject(tenantA, ulid.Make().String())
+	attempt := func(messageID string) *nats.Msg {
+		m := nats.NewMsg(subject)
+		m.Header.Set(jetstream.MsgIDHeader, "same-key")
+		m.Header.Set(messagev1.HeaderMessageID, messageID)
+		m.Data = []byte(`{"n":1}`)
+		return m
+	}
+	first, second := ulid.Make().String(), ulid.Make().String()
+	// The first attempt was stored, its ack lost.
+	if _, err := e.js.PublishMsg(ctx, attempt(first)); err != nil {
+		t.Fatal(err)
+	}
+	e.p.settle(tenantA, attempt(second), second) // a later attempt: the copy is not its own
+	if n := counted.n.Load(); n != 0 {
+		t.Fatalf("a later attempt counted the first one's copy (%d)", n)
+	}
+	e.p.settle(tenantA, attempt(first), first)
+	if n := counted.n.Load(); n != 1 {
+		t.Fatalf("the attempt that stored the copy counted %d", n)
+	}
+	if info, err := e.stream.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages (%v)", info.State.Msgs, err)
 	}
 }
