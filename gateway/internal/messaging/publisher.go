@@ -235,7 +235,7 @@ func (p *Publisher) publish(ctx context.Context, k chanKey, info ChannelInfo, se
 		var rejected *jetstream.APIError
 		if idemKey != "" && !errors.As(err, &rejected) {
 			// No ack, and no rejection either: the message may be stored.
-			p.settleLater(k.tenant, msg, out.MessageID)
+			p.settleLater(k, msg, out.MessageID)
 		}
 		return messagev1.Published{}, false, p.publishError(err)
 	}
@@ -262,18 +262,18 @@ const (
 // client was told the outcome is unknown (503/504) and the message may be stored.
 // Usage counts every stored message once, by the attempt that stored it: on its ack,
 // or here.
-func (p *Publisher) settleLater(tenantID string, m *nats.Msg, messageID string) {
+func (p *Publisher) settleLater(k chanKey, m *nats.Msg, messageID string) {
 	select {
 	case p.settling <- struct{}{}:
 	default:
-		p.cfg.Log.Warn().Str("tenant_id", tenantID).Msg("too many publishes being settled: this one is not counted if it was stored")
+		p.cfg.Log.Warn().Str("tenant_id", k.tenant).Msg("too many publishes being settled: this one is not counted if it was stored")
 		return
 	}
 	// The data is the caller's buffer (not retained after Publish); the headers are ours.
 	m = &nats.Msg{Subject: m.Subject, Header: m.Header, Data: bytes.Clone(m.Data)}
 	go func() {
 		defer func() { <-p.settling }()
-		p.settle(tenantID, m, messageID)
+		p.settle(k, m, messageID)
 	}()
 }
 
@@ -281,24 +281,33 @@ func (p *Publisher) settleLater(tenantID string, m *nats.Msg, messageID string) 
 // fresh ack means the re-publish stored it; a duplicate ack points at the stored copy,
 // whose message id tells whether this attempt stored it (a client's retry, through
 // this gateway or another, counts the copy it stored itself). The client's own retry
-// with the same Idempotency-Key finds the stored copy either way.
-func (p *Publisher) settle(tenantID string, m *nats.Msg, messageID string) {
+// with the same Idempotency-Key finds the stored copy either way. A channel deleted
+// meanwhile ends the settling (nothing is published into it again).
+func (p *Publisher) settle(k chanKey, m *nats.Msg, messageID string) {
 	deadline := time.Now().Add(settleFor)
 	wait := 250 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
-		mine, err := p.storedBy(ctx, m, messageID)
+		_, err := p.channels.Lookup(ctx, k.tenant, k.channel)
+		if e, ok := natsrpc.AsError(err); ok && e.Status == http.StatusNotFound {
+			cancel()
+			return
+		}
+		mine := false
+		if err == nil {
+			mine, err = p.storedBy(ctx, m, messageID)
+		}
 		cancel()
 		if err == nil {
 			if mine && p.cfg.Usage != nil {
-				p.cfg.Usage.Published(tenantID, 1)
+				p.cfg.Usage.Published(k.tenant, 1)
 			}
 			return
 		}
 		// Every failure is retried: the original may still be in flight (a clustered
 		// stream answers "duplicate message id is in process" until it is applied).
 		if time.Until(deadline) < wait {
-			p.cfg.Log.Warn().Err(err).Str("tenant_id", tenantID).Msg("settling a publish gave up: not counted if it was stored")
+			p.cfg.Log.Warn().Err(err).Str("tenant_id", k.tenant).Msg("settling a publish gave up: not counted if it was stored")
 			return
 		}
 		time.Sleep(wait)

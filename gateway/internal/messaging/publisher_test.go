@@ -213,7 +213,9 @@ func TestSettleCountsOnlyTheCopyItStored(t *testing.T) {
 	counted := &publishedCount{}
 	e := newPublishEnvCounting(t, true, counted)
 	ctx := context.Background()
-	subject := messagev1.Subject(tenantA, ulid.Make().String())
+	k := chanKey{tenant: tenantA, channel: ulid.Make().String()}
+	e.src.put(k.tenant, k.channel, channelv1.TypePublic, 0)
+	subject := messagev1.Subject(k.tenant, k.channel)
 	attempt := func(messageID string) *nats.Msg {
 		m := nats.NewMsg(subject)
 		m.Header.Set(jetstream.MsgIDHeader, "same-key")
@@ -226,14 +228,17 @@ func TestSettleCountsOnlyTheCopyItStored(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, attempt(first)); err != nil {
 		t.Fatal(err)
 	}
-	e.p.settle(tenantA, attempt(second), second) // a later attempt: the copy is not its own
+	e.p.settle(k, attempt(second), second) // a later attempt: the copy is not its own
 	if n := counted.n.Load(); n != 0 {
 		t.Fatalf("a later attempt counted the first one's copy (%d)", n)
 	}
-	e.p.settle(tenantA, attempt(first), first)
+	e.p.settle(k, attempt(first), first)
 	if n := counted.n.Load(); n != 1 {
 		t.Fatalf("the attempt that stored the copy counted %d", n)
 	}
+	// Into a channel deleted meanwhile nothing is published again.
+	gone := chanKey{tenant: tenantA, channel: ulid.Make().String()}
+	e.p.settle(gone, nats.NewMsg(messagev1.Subject(gone.tenant, gone.channel)), ulid.Make().String())
 	if info, err := e.stream.Info(ctx); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("stream holds %d messages (%v)", info.State.Msgs, err)
 	}
