@@ -136,23 +136,46 @@ type Token struct {
 	KeyID     string    `json:"key_id"`
 }
 
-// APIError is an error reply of the API: {detail, code, request_id, errors?}.
+// APIError is an error reply of the API: {detail, code, request_id, errors?}, with the
+// HTTP status and Retry-After. The artcafe CLI uses it for every call it makes; the JSON
+// form is what its --json output prints.
 type APIError struct {
-	Status    int
-	Code      string
-	Detail    string
-	RequestID string
-	Errors    []natsrpc.FieldError
+	Status    int                  `json:"status"`
+	Code      string               `json:"code"`
+	Detail    string               `json:"detail"`
+	RequestID string               `json:"request_id,omitempty"`
+	Errors    []natsrpc.FieldError `json:"errors,omitempty"`
 	// RetryAfter is the Retry-After of a 429 (0 when absent).
-	RetryAfter time.Duration
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *APIError) Error() string {
-	s := fmt.Sprintf("agentlogin: %d %s: %s", e.Status, e.Code, e.Detail)
+	s := fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail)
 	if e.RequestID != "" {
-		s += " (request " + e.RequestID + ")"
+		s += " (request_id " + e.RequestID + ")"
 	}
 	return s
+}
+
+// ParseAPIError reads an error reply. A body that is not the API's JSON (a proxy's
+// page) still gives a code and a detail from the status.
+func ParseAPIError(status int, h http.Header, body []byte) *APIError {
+	var e APIError
+	_ = json.Unmarshal(body, &e)
+	e.Status = status
+	if e.Code == "" {
+		e.Code = "http_" + strconv.Itoa(status)
+	}
+	if e.Detail == "" {
+		e.Detail = http.StatusText(status)
+	}
+	if e.RequestID == "" {
+		e.RequestID = h.Get("X-Request-Id")
+	}
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return &e
 }
 
 // Client talks to the API. The zero HTTP means a client with a 30 s timeout.
@@ -239,34 +262,10 @@ func (c *Client) post(ctx context.Context, path string, body, out any) error {
 		return fmt.Errorf("agentlogin: reading the reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return apiError(resp, data)
+		return ParseAPIError(resp.StatusCode, resp.Header, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("agentlogin: the reply of %s is not the expected JSON: %w", path, err)
 	}
 	return nil
-}
-
-func apiError(resp *http.Response, data []byte) *APIError {
-	var body struct {
-		Detail    string               `json:"detail"`
-		Code      string               `json:"code"`
-		RequestID string               `json:"request_id"`
-		Errors    []natsrpc.FieldError `json:"errors"`
-	}
-	_ = json.Unmarshal(data, &body) // a non-JSON error keeps the defaults below
-	e := &APIError{Status: resp.StatusCode, Code: body.Code, Detail: body.Detail, RequestID: body.RequestID, Errors: body.Errors}
-	if e.Code == "" {
-		e.Code = "http_" + strconv.Itoa(resp.StatusCode)
-	}
-	if e.Detail == "" {
-		e.Detail = http.StatusText(resp.StatusCode)
-	}
-	if e.RequestID == "" {
-		e.RequestID = resp.Header.Get("X-Request-Id")
-	}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
-	return e
 }

@@ -12,35 +12,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/artcafe-ai/pubsub/contracts/natsrpc"
+	"github.com/artcafe-ai/pubsub/contracts/agentlogin"
 )
 
 // maxReply bounds a reply read into memory (a history page of 100 messages of 64 KiB
 // fits).
 const maxReply = 16 << 20
 
-// Error is an error reply of the API: {detail, code, request_id, errors?}.
-type Error struct {
-	Status    int                  `json:"status"`
-	Code      string               `json:"code"`
-	Detail    string               `json:"detail"`
-	RequestID string               `json:"request_id,omitempty"`
-	Errors    []natsrpc.FieldError `json:"errors,omitempty"`
-	// RetryAfter is the Retry-After of a 429 (0 when absent).
-	RetryAfter time.Duration `json:"-"`
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail)
-	if e.RequestID != "" {
-		s += " (request_id " + e.RequestID + ")"
-	}
-	return s
-}
+// Error is an error reply of the API: {detail, code, request_id, errors?} with the
+// status and Retry-After (contracts/agentlogin's type: the login calls return it too).
+type Error = agentlogin.APIError
 
 // Client calls the API at Base (the /api/v1 prefix) as one caller.
 type Client struct {
@@ -170,25 +154,12 @@ func SetAuth(h http.Header, token, tenant string) {
 // ParseError builds the *Error of a non-2xx reply; a body that is not the API's error
 // JSON (a proxy's page) still gives a status, a code and a detail.
 func ParseError(status int, h http.Header, body []byte) *Error {
-	var e Error
-	_ = json.Unmarshal(body, &e)
-	e.Status = status
-	if e.Code == "" {
-		e.Code = "http_" + strconv.Itoa(status)
+	e := agentlogin.ParseAPIError(status, h, body)
+	// A short page that is not JSON (a proxy's) says more than the status text.
+	if s := strings.TrimSpace(string(body)); s != "" && len(s) < 200 && !strings.HasPrefix(s, "{") {
+		e.Detail += ": " + s
 	}
-	if e.Detail == "" {
-		e.Detail = http.StatusText(status)
-		if s := strings.TrimSpace(string(body)); s != "" && len(s) < 200 && !strings.HasPrefix(s, "{") {
-			e.Detail += ": " + s
-		}
-	}
-	if e.RequestID == "" {
-		e.RequestID = h.Get("X-Request-Id")
-	}
-	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
-	return &e
+	return e
 }
 
 // IsStatus reports whether err is an API error with status.

@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/artcafe-ai/pubsub/cli/internal/api"
 	"github.com/artcafe-ai/pubsub/contracts/agentlogin"
 )
 
@@ -26,15 +24,6 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("more than %d bytes", max)
 	}
 	return b, nil
-}
-
-// loginError turns agentlogin's API error into the CLI's, so it prints like every other.
-func loginError(err error) error {
-	var le *agentlogin.APIError
-	if errors.As(err, &le) {
-		return &api.Error{Status: le.Status, Code: le.Code, Detail: le.Detail, RequestID: le.RequestID, Errors: le.Errors, RetryAfter: le.RetryAfter}
-	}
-	return err
 }
 
 // expandHome resolves a leading ~/ (a flag's default is not expanded by a shell).
@@ -126,7 +115,7 @@ func (a *app) agentLogin(ctx context.Context, tenant, keyID, agentID string, sig
 	defer cancel()
 	tok, err := lc.LoginWith(ctx, tenant, keyID, agentID, sign)
 	if err != nil {
-		return tok, loginError(err)
+		return tok, err
 	}
 	tok.ExpiresAt = tok.ExpiresAt.UTC().Truncate(time.Second)
 	return tok, nil
