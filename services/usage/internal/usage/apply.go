@@ -77,15 +77,12 @@ func (s *Service) applyEntry(ctx context.Context, source string, batch uint64, e
 	if !validEntry(batch, e) {
 		return Invalid, nil
 	}
-	if gone, err := s.discarded(ctx, e.TenantID, false); gone || err != nil {
-		return Discarded, err // the error, when there is one, is what counts
-	}
 	o, err := s.writeEntry(ctx, source, batch, e)
 	if err != nil {
 		return 0, err
 	}
-	if gone, err := s.discarded(ctx, e.TenantID, true); gone || err != nil {
-		return Discarded, err
+	if gone, err := s.discarded(ctx, e.TenantID); gone || err != nil {
+		return Discarded, err // the error, when there is one, is what counts
 	}
 	return o, nil
 }
@@ -141,14 +138,11 @@ func (s *Service) ApplyGauge(ctx context.Context, ev usagev1.GaugeEvent) (change
 	if !validation.IsUUID(ev.TenantID) || !known || ev.At.IsZero() {
 		return false, fmt.Errorf("%w: gauge event %q of tenant %q at %v", ErrMalformed, ev.Kind, ev.TenantID, ev.At)
 	}
-	if gone, err := s.discarded(ctx, ev.TenantID, false); gone || err != nil {
-		return false, err
-	}
 	changed, err = s.writeGauge(ctx, ev)
 	if err != nil || !changed {
 		return changed, err
 	}
-	if gone, err := s.discarded(ctx, ev.TenantID, true); gone || err != nil {
+	if gone, err := s.discarded(ctx, ev.TenantID); gone || err != nil {
 		return false, err
 	}
 	return true, nil

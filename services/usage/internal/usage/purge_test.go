@@ -23,7 +23,7 @@ const (
 var at = time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
 
 // racingRepo runs hook once, right before the first day row of tenantX is read (after
-// the applier's first look at the tombstone, before its write).
+// the entry's marker was written, before its row is).
 type racingRepo struct {
 	usage.Repository
 	once sync.Once
@@ -91,8 +91,8 @@ func TestEventsOfADeletedTenantAreDiscarded(t *testing.T) {
 		t.Fatalf("gauge after the purge: changed %v, %v", changed, err)
 	}
 
-	// During the purge: the event's first look finds no tombstone and it writes its
-	// active-agent marker, then the whole deletion runs, then the event writes its row.
+	// During the purge: the event writes its active-agent marker, then the whole
+	// deletion runs, then the event writes its row.
 	table2 := storetest.NewTable(t, repo.Table)
 	r2 := &racingRepo{Repository: repo.New(table2)}
 	svc2 := usage.NewService(r2, usage.WithClock(func() time.Time { return at }))

@@ -169,8 +169,8 @@ func NewService(repo Repository, opts ...Option) *Service {
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
 // Purge removes everything the usage service keeps for a deleted tenant. The tombstone
-// comes first: metering events of the tenant still in flight are discarded from then
-// on (see discarded), so no row comes back after the purge.
+// comes first: what metering events of the tenant still in flight write from then on
+// is removed again (see discarded), so no row outlives the purge.
 func (s *Service) Purge(ctx context.Context, tenantID string) error {
 	if !validation.IsUUID(tenantID) {
 		return fmt.Errorf("usage: purge of a malformed tenant id %q", tenantID)
@@ -181,23 +181,18 @@ func (s *Service) Purge(ctx context.Context, tenantID string) error {
 	return s.repo.Purge(ctx, tenantID)
 }
 
-// discarded reports whether the tenant was deleted, and then removes what the caller
-// may have written for it. An applier asks before it writes (nothing to do for a
-// deleted tenant) and again after (a purge that ran in between has missed the write).
-// The second question closes the race: either the write came before the tombstone, and
-// the purge that follows the tombstone deletes it, or the question comes after the
-// tombstone and the purge is run again here.
-func (s *Service) discarded(ctx context.Context, tenantID string, wrote bool) (bool, error) {
+// discarded runs after an applier wrote for a tenant: when the tenant was deleted it
+// removes what was written and reports true. Either the write came before the
+// tombstone, and the purge that follows the tombstone deletes it, or this look comes
+// after the tombstone and runs the purge again: nothing written survives a deletion.
+// (A look before writing would only save writes for deleted tenants, at a read for
+// every entry of every live one.)
+func (s *Service) discarded(ctx context.Context, tenantID string) (bool, error) {
 	deleted, err := s.repo.Deleted(ctx, tenantID)
 	if err != nil || !deleted {
 		return false, err
 	}
-	if wrote {
-		if err := s.repo.Purge(ctx, tenantID); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return true, s.repo.Purge(ctx, tenantID)
 }
 
 // Actor is who asks (domain.Actor), with the usage service's access rules.
